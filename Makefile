@@ -1,0 +1,50 @@
+# GoChat developer entry points. `make run` and `make test` are the two README commands.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test bench migrate seed protos worker beat flower logic clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PY) -c "import django, channels, confluent_kafka" 
+	touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+# Embedded default: SQLite, in-process bus/presence/channel layer, eager Celery.
+run: seed
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m bench
+
+protos: install
+	$(PY) -m protos.build
+
+logic: install
+	$(PY) manage.py run_logic
+
+worker: install
+	$(VENV)/bin/celery -A gochat_site worker -Q fanout,push,index,default -l info
+
+beat: install
+	$(VENV)/bin/celery -A gochat_site beat -l info
+
+flower: install
+	$(VENV)/bin/celery -A gochat_site flower --address=127.0.0.1 --port=5555
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles

@@ -1,0 +1,108 @@
+"""Fixtures shared by every app's tests: users, authenticated clients, groups, and the
+policy for tests that need a real service (PostgreSQL, Redis)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _service_available(marker: str) -> tuple[bool, str]:
+    if marker == "postgres":
+        engine = settings.DATABASES["default"]["ENGINE"]
+        return engine == "django.db.backends.postgresql", "DATABASE_URL does not point at PostgreSQL"
+    if marker == "redis":
+        return bool(settings.REDIS_URL), "REDIS_URL is not set"
+    return True, ""
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ANN001 - pytest hook
+    for item in items:
+        for marker in ("postgres", "redis"):
+            if item.get_closest_marker(marker):
+                ok, why = _service_available(marker)
+                if ok:
+                    continue
+                if IN_CI:
+                    # In CI a missing service is a failure, never a silent skip.
+                    item.add_marker(pytest.mark.usefixtures("_fail_missing_service"))
+                else:
+                    item.add_marker(pytest.mark.skip(reason=f"{why} (set it to run this test)"))
+
+
+@pytest.fixture
+def _fail_missing_service():  # pragma: no cover - only reached on a misconfigured CI
+    pytest.fail("a service this test needs is not configured under CI=true")
+
+
+@pytest.fixture
+def make_user(db):
+    from accounts.models import User
+
+    counter = {"n": 0}
+
+    def factory(username: str | None = None, password: str = "pass-1234-word", **extra):
+        counter["n"] += 1
+        name = username or f"user{counter['n']}_{os.getpid()}"
+        return User.objects.create_user(username=name, password=password, **extra)
+
+    return factory
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice", nickname="Alice")
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob", nickname="Bob")
+
+
+@pytest.fixture
+def carol(make_user):
+    return make_user("carol", nickname="Carol")
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def client_for(db):
+    """client_for(user) -> an APIClient carrying that user's access token."""
+    from rest_framework.test import APIClient
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    def factory(user):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+        return client
+
+    return factory
+
+
+@pytest.fixture
+def single_chat(alice, bob):
+    from messaging.services import get_or_create_single_conversation
+
+    conversation, _ = get_or_create_single_conversation(user_id=alice.id, peer_id=bob.id)
+    return conversation
+
+
+@pytest.fixture
+def group_of(make_user, alice):
+    """group_of(n) -> a group owned by alice with n members in all (alice included)."""
+    from groups.services import create_group
+
+    def factory(n: int, name: str = "team"):
+        others = [make_user().id for _ in range(n - 1)]
+        return create_group(owner_id=alice.id, name=name, member_ids=others, max_members=max(n, 500))
+
+    return factory

@@ -1,0 +1,279 @@
+"""GoChat settings: every value comes from the environment, read here and nowhere else.
+
+With none of DATABASE_URL, REDIS_URL, KAFKA_BOOTSTRAP_SERVERS, CELERY_BROKER_URL set,
+the project runs as the *embedded default*: SQLite, in-memory channel layer, cache,
+presence and bus, and Celery tasks run eagerly. Each variable switches one piece to
+the real service. docs/configuration.md lists every variable with its default.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+# --- Core -------------------------------------------------------------------------------
+DEBUG = env_bool("DEBUG", False)
+# Production must set SECRET_KEY; the embedded default gets a fixed development key
+# so that tokens survive a restart of `make run`.
+SECRET_KEY = env_str("SECRET_KEY", "dev-insecure-gochat-secret-key-change-me-in-production")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+# Identity of this gateway process: names its downstream topic and its presence entries.
+GATEWAY_ID = env_str("GATEWAY_ID", f"gw-{socket.gethostname()}")
+# Snowflake worker id (0..1023); derived from the pid when unset. Set it per process
+# in production to rule out id collisions between processes.
+SNOWFLAKE_WORKER_ID = env_str("SNOWFLAKE_WORKER_ID", "")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "channels",
+    "accounts",
+    "groups",
+    "messaging",
+    "tasks",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "gochat_site.urls"
+WSGI_APPLICATION = "gochat_site.wsgi.application"
+ASGI_APPLICATION = "gochat_site.asgi.application"
+AUTH_USER_MODEL = "accounts.User"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Database -----------------------------------------------------------------------------
+# https://github.com/jazzband/dj-database-url
+DATABASE_URL = env_str("DATABASE_URL", "")
+if DATABASE_URL:
+    _db = dj_database_url.parse(DATABASE_URL)
+    if _db["ENGINE"] == "django.db.backends.postgresql":
+        _db.setdefault("OPTIONS", {})
+        # psycopg 3 connection pool; CONN_MAX_AGE must stay 0 with the pool.
+        _db["OPTIONS"]["pool"] = {
+            "min_size": env_int("DB_POOL_MIN_SIZE", 1),
+            "max_size": env_int("DB_POOL_MAX_SIZE", 20),
+            "timeout": env_float("DB_POOL_TIMEOUT", 10.0),
+        }
+        _db["CONN_MAX_AGE"] = 0
+        if os.environ.get("TEST_DATABASE_NAME"):
+            _db["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
+    DATABASES = {"default": _db}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env_str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
+            # IMMEDIATE takes the write lock at BEGIN, so concurrent senders queue
+            # instead of failing with "database is locked" on lock upgrade.
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+            "TEST": {"NAME": env_str("SQLITE_TEST_PATH", "") or None},
+        }
+    }
+
+# --- Redis: cache, channel layer, presence ------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "gochat"),
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # Above the layer's 5 s BZPOPMIN wait: with the default 5 s
+                        # socket timeout idle sockets died with close 1011.
+                        "socket_timeout": env_float("CHANNEL_LAYER_SOCKET_TIMEOUT", 15.0),
+                        # A mass disconnect exhausted the default pool of 100.
+                        "max_connections": env_int("CHANNEL_LAYER_MAX_CONNECTIONS", 10000),
+                    }
+                ],
+                "prefix": env_str("CHANNEL_LAYER_PREFIX", "gochat"),
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Presence backend: "redis" when REDIS_URL is set, else the in-process one.
+PRESENCE_BACKEND = env_str("PRESENCE_BACKEND", "redis" if REDIS_URL else "memory")
+# Seconds a presence entry lives without a heartbeat.
+PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 90)
+# Users per batched presence lookup (one Redis round trip each).
+PRESENCE_BATCH_SIZE = env_int("PRESENCE_BATCH_SIZE", 200)
+
+# --- Kafka bus ----------------------------------------------------------------------------
+KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS", "")
+BUS_BACKEND = env_str("BUS_BACKEND", "kafka" if KAFKA_BOOTSTRAP_SERVERS else "memory")
+KAFKA_UPSTREAM_TOPIC = env_str("KAFKA_UPSTREAM_TOPIC", "im-upstream-topic")
+# Formatted with gateway_id.
+KAFKA_DOWNSTREAM_TOPIC = env_str("KAFKA_DOWNSTREAM_TOPIC", "im-downstream-topic-{gateway_id}")
+KAFKA_TASK_TOPIC = env_str("KAFKA_TASK_TOPIC", "im-task-topic")
+KAFKA_TASK_DLQ_TOPIC = env_str("KAFKA_TASK_DLQ_TOPIC", "im-task-dlq")
+KAFKA_LOGIC_GROUP = env_str("KAFKA_LOGIC_GROUP", "im-logic-group")
+KAFKA_TASK_BRIDGE_GROUP = env_str("KAFKA_TASK_BRIDGE_GROUP", "im-task-bridge-group")
+KAFKA_UPSTREAM_PARTITIONS = env_int("KAFKA_UPSTREAM_PARTITIONS", 4)
+# Real Kafka is fine with its defaults; the Tansu test broker needs a short session
+# timeout to let a consumer join in seconds, and a short fetch wait to answer promptly.
+KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 45000)
+KAFKA_HEARTBEAT_INTERVAL_MS = env_int("KAFKA_HEARTBEAT_INTERVAL_MS", 3000)
+KAFKA_FETCH_WAIT_MAX_MS = env_int("KAFKA_FETCH_WAIT_MAX_MS", 100)
+KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 2)
+# Messages taken per consume() call by the logic loop and the task bridge.
+KAFKA_CONSUME_BATCH = env_int("KAFKA_CONSUME_BATCH", 200)
+
+# --- Messaging rules ----------------------------------------------------------------------
+MESSAGE_MAX_CONTENT_LENGTH = env_int("MESSAGE_MAX_CONTENT_LENGTH", 4000)
+# Largest WebSocket text frame accepted, in bytes.
+WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 16384)
+# Per-user frames per WS_RATE_WINDOW_SECONDS before error 1006.
+WS_RATE_LIMIT = env_int("WS_RATE_LIMIT", 50)
+WS_RATE_WINDOW_SECONDS = env_float("WS_RATE_WINDOW_SECONDS", 1.0)
+# A socket that sends nothing (not even ping) for this long is closed (code 4008).
+WS_IDLE_TIMEOUT_SECONDS = env_float("WS_IDLE_TIMEOUT_SECONDS", 120.0)
+LARGE_GROUP_THRESHOLD = env_int("LARGE_GROUP_THRESHOLD", 500)
+GROUP_DEFAULT_MAX_MEMBERS = env_int("GROUP_DEFAULT_MAX_MEMBERS", 100000)
+HISTORY_MAX_LIMIT = env_int("HISTORY_MAX_LIMIT", 100)
+# Embedded default runs the logic loop as a task of the gateway's event loop.
+EMBEDDED_LOGIC = env_bool("EMBEDDED_LOGIC", BUS_BACKEND == "memory")
+
+# --- Celery (im-task) ---------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKER_URL)
+CELERY_TASK_EAGER_PROPAGATES = env_bool("CELERY_TASK_EAGER_PROPAGATES", False)
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
+MESSAGE_RETENTION_DAYS = env_int("MESSAGE_RETENTION_DAYS", 0)  # 0 = keep forever
+ARCHIVE_DIR = env_str("ARCHIVE_DIR", str(BASE_DIR / "var" / "archive"))
+
+# --- Push providers -----------------------------------------------------------------------
+APNS_KEY_ID = env_str("APNS_KEY_ID", "")
+APNS_TEAM_ID = env_str("APNS_TEAM_ID", "")
+APNS_TOPIC = env_str("APNS_TOPIC", "")
+APNS_PRIVATE_KEY_PATH = env_str("APNS_PRIVATE_KEY_PATH", "")
+APNS_URL = env_str("APNS_URL", "https://api.push.apple.com")
+FCM_SERVICE_ACCOUNT_FILE = env_str("FCM_SERVICE_ACCOUNT_FILE", "")
+FCM_URL = env_str("FCM_URL", "https://fcm.googleapis.com")
+PUSH_COLLAPSE_WINDOW_SECONDS = env_int("PUSH_COLLAPSE_WINDOW_SECONDS", 10)
+
+# --- REST API -----------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "gochat_site.api_errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "login": env_str("THROTTLE_LOGIN", "20/min"),
+        "send": env_str("THROTTLE_SEND", "600/min"),
+        "register": env_str("THROTTLE_REGISTER", "30/min"),
+    },
+}
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_ACCESS_SECONDS", 3600)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_REFRESH_SECONDS", 14 * 86400)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "GoChat API",
+    "DESCRIPTION": "REST API of GoChat, a horizontally scalable IM backend.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Logging: one JSON line per event -----------------------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "gochat_site.logging.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
+}

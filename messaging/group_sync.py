@@ -1,0 +1,34 @@
+"""Keeps each group's conversation and its members in step with group membership.
+
+groups sends members_added / members_removed inside its transaction; the receivers
+here run in that same transaction, so the two never disagree.
+"""
+from __future__ import annotations
+
+from django.dispatch import receiver
+
+from groups.signals import members_added, members_removed
+from messaging.models import Conversation, ConversationMember
+
+
+@receiver(members_added, dispatch_uid="messaging.group_members_added")
+def _on_members_added(sender, group, user_ids, **kwargs) -> None:  # noqa: ANN001 - signal signature
+    conversation, _ = Conversation.objects.get_or_create(group=group, defaults={"type": Conversation.Type.GROUP})
+    # A new member starts "read up to now": old history is readable, not unread.
+    ConversationMember.objects.bulk_create(
+        [
+            ConversationMember(
+                conversation=conversation,
+                user_id=u,
+                last_read_seq=conversation.last_seq,
+                last_delivered_seq=conversation.last_seq,
+            )
+            for u in user_ids
+        ],
+        ignore_conflicts=True,
+    )
+
+
+@receiver(members_removed, dispatch_uid="messaging.group_members_removed")
+def _on_members_removed(sender, group, user_ids, **kwargs) -> None:  # noqa: ANN001 - signal signature
+    ConversationMember.objects.filter(conversation__group=group, user_id__in=user_ids).delete()
