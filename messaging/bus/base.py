@@ -1,0 +1,39 @@
+"""The bus interface: produce with key and headers; consume a batch, process, commit.
+
+Two implementations share it: bus/kafka.py (confluent-kafka) and bus/memory.py (one
+process, the embedded default). Code above this interface is the same in both modes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class BusRecord:
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    partition: int = 0
+    offset: int = 0
+
+
+class Producer(Protocol):
+    def produce(
+        self, topic: str, value: bytes, *, key: str | bytes | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        """Queue one record; delivery errors surface from flush()."""
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Block until every queued record is acknowledged by the broker (raise on failure)."""
+
+
+class Consumer(Protocol):
+    def consume(self, max_records: int, timeout: float) -> list[BusRecord]:
+        """Up to max_records records, waiting at most timeout seconds for the first."""
+
+    def commit(self) -> None:
+        """Synchronously commit the offsets of everything consume() returned so far."""
+
+    def close(self) -> None: ...
