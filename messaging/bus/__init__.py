@@ -1,0 +1,107 @@
+"""Entry points to the bus: the process's producer, new consumers, topic creation.
+
+settings.BUS_BACKEND ('memory' | 'kafka') picks the implementation at call time, so tests
+can switch it with the `settings` fixture; call reset_bus() after switching.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+from django.conf import settings
+
+from messaging.bus.base import BusRecord, Consumer, Producer
+from messaging.bus.memory import MemoryBroker, MemoryConsumer, MemoryProducer
+
+__all__ = [
+    "BusRecord",
+    "Consumer",
+    "Producer",
+    "downstream_topic",
+    "ensure_topics",
+    "get_consumer",
+    "get_producer",
+    "memory_broker",
+    "reset_bus",
+]
+
+_lock = threading.Lock()
+# Keyed by (pid, backend): a forked child (Celery prefork, daphne workers) must not reuse
+# the parent's librdkafka handle, whose background threads did not survive the fork.
+_producers: dict[tuple[int, str], Producer] = {}
+_memory_broker: MemoryBroker | None = None
+
+
+def _backend() -> str:
+    backend = settings.BUS_BACKEND
+    if backend not in {"memory", "kafka"}:
+        raise ValueError(f"BUS_BACKEND must be 'memory' or 'kafka', not {backend!r}")
+    return backend
+
+
+def memory_broker() -> MemoryBroker:
+    """The process's in-memory broker (created on first use)."""
+    global _memory_broker
+    with _lock:
+        if _memory_broker is None:
+            _memory_broker = MemoryBroker()
+        return _memory_broker
+
+
+def get_producer() -> Producer:
+    """The process-wide producer of the configured backend."""
+    backend = _backend()
+    cache_key = (os.getpid(), backend)
+    producer = _producers.get(cache_key)
+    if producer is not None:
+        return producer
+    if backend == "memory":
+        producer = MemoryProducer(memory_broker())
+    else:
+        from messaging.bus.kafka import KafkaProducer
+
+        producer = KafkaProducer()
+    with _lock:
+        # Another thread may have won the race; keep the first one.
+        return _producers.setdefault(cache_key, producer)
+
+
+def get_consumer(topics: list[str], group_id: str) -> Consumer:
+    """A new consumer of `topics` in consumer group `group_id` (commit by hand)."""
+    if _backend() == "memory":
+        return MemoryConsumer(memory_broker(), topics, group_id)
+    from messaging.bus.kafka import KafkaConsumer
+
+    return KafkaConsumer(topics, group_id)
+
+
+def ensure_topics(names: list[str], partitions: int = 1) -> None:
+    """Create the topics that do not exist yet; existing ones are left as they are."""
+    if _backend() == "memory":
+        # No broker to talk to; recording the partition count keeps per-key order and
+        # the group split the same as with Kafka.
+        broker = memory_broker()
+        for name in names:
+            broker.create_topic(name, partitions)
+        return
+    from messaging.bus.kafka import create_topics
+
+    create_topics(names, partitions)
+
+
+def downstream_topic(gateway_id: str) -> str:
+    """The topic a gateway consumes its outgoing frames from."""
+    return settings.KAFKA_DOWNSTREAM_TOPIC.format(gateway_id=gateway_id)
+
+
+def reset_bus() -> None:
+    """Tests: forget the in-memory broker and every cached producer of this process."""
+    global _memory_broker
+    with _lock:
+        producers = list(_producers.values())
+        _producers.clear()
+        _memory_broker = None
+    for producer in producers:
+        close = getattr(producer, "close", None)
+        if close is not None:
+            close()

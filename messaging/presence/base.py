@@ -26,9 +26,19 @@ class Presence(Protocol):
     def sweep_gateway(self, gateway_id: str) -> int:
         """Remove the entries of a dead gateway; return how many were removed."""
 
+    def gateway_heartbeat(self, gateway_id: str) -> None:
+        """Mark the gateway alive for PRESENCE_TTL_SECONDS (connect/heartbeat do it too)."""
+
+    def dead_gateways(self) -> list[str]:
+        """Gateways whose liveness lapsed and whose entries still await sweep_gateway()."""
+
     # Async twins for the gateway's event loop.
     async def aconnect(self, user_id: int, connection_id: str, gateway_id: str) -> None: ...
 
     async def aheartbeat(self, user_id: int, connection_id: str, gateway_id: str) -> None: ...
 
     async def adisconnect(self, user_id: int, connection_id: str) -> None: ...
+
+    async def agateway_heartbeat(self, gateway_id: str) -> None: ...
+
+    async def alookup(self, user_ids: list[int]) -> Sessions: ...
