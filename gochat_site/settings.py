@@ -225,6 +225,14 @@ CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
 MESSAGE_RETENTION_DAYS = env_int("MESSAGE_RETENTION_DAYS", 0)  # 0 = keep forever
 ARCHIVE_DIR = env_str("ARCHIVE_DIR", str(BASE_DIR / "var" / "archive"))
 
+# --- gRPC (run_grpc) ----------------------------------------------------------------------
+GRPC_PORT = env_int("GRPC_PORT", 50051)
+# Threads serving calls; each holds at most one database connection at a time.
+GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 16)
+# Shared secret of the internal RepoService (metadata `authorization: Bearer <token>`).
+# No default: with it unset RepoService refuses every call.
+GRPC_SERVICE_TOKEN = env_str("GRPC_SERVICE_TOKEN", "")
+
 # --- Push providers -----------------------------------------------------------------------
 APNS_KEY_ID = env_str("APNS_KEY_ID", "")
 APNS_TEAM_ID = env_str("APNS_TEAM_ID", "")
