@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import F, Q
 
 from gochat_site.errors import InvalidParams, NotAMember, NotFound
-from messaging.models import Conversation, ConversationMember, Message
+from messaging.models import Conversation, ConversationMember, Device, Message
 
 User = get_user_model()
 
@@ -184,3 +184,8 @@ def user_by_username(*, username: str):
     if user is None:
         raise NotFound("user not found")
     return user
+
+
+def devices_of_user(*, user_id: int) -> list[Device]:
+    """The caller's push devices, most recently seen first."""
+    return list(Device.objects.filter(user_id=user_id).order_by("-last_seen", "-id"))

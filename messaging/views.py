@@ -1,0 +1,210 @@
+"""REST adapters of the messaging app: parse with a serializer, call one service or
+selector, shape the answer. Rules and permission checks live in services/selectors."""
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from messaging import selectors, services
+from messaging.representations import message_dict
+from messaging.serializers import (
+    ConversationSerializer,
+    CreateConversationSerializer,
+    DeleteDeviceSerializer,
+    DeviceSerializer,
+    HistorySerializer,
+    MarkReadResponseSerializer,
+    MarkReadSerializer,
+    RegisterDeviceSerializer,
+    SendMessageResponseSerializer,
+    SendMessageSerializer,
+    UnreadSerializer,
+    UpdateConversationSerializer,
+)
+from messaging.throttles import SettingsScopedRateThrottle
+
+TAG_MESSAGES = ["messages"]
+TAG_CONVERSATIONS = ["conversations"]
+TAG_DEVICES = ["devices"]
+
+
+def after_rest_send(result: services.SendResult) -> None:
+    """The single call site for real-time delivery of a message sent over REST.
+
+    Deliberately empty for now: routing to recipients' sockets is owned by the
+    gateway/logic part (helper D) and is to be called from here, after commit.
+    """
+
+
+def _parse(serializer_class, data) -> dict:  # noqa: ANN001 - any Serializer class / request data
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _conversation_body(summary: selectors.ConversationSummary) -> dict:
+    return ConversationSerializer(summary).data
+
+
+# --- messages --------------------------------------------------------------------------
+
+class SendMessageView(APIView):
+    throttle_classes = [SettingsScopedRateThrottle]
+    throttle_scope = "send"
+
+    @extend_schema(
+        tags=TAG_MESSAGES,
+        request=SendMessageSerializer,
+        responses={
+            201: SendMessageResponseSerializer,
+            200: OpenApiResponse(SendMessageResponseSerializer, description="repeat of a client_msg_id: the first message"),
+        },
+        summary="Send a message (idempotent per client_msg_id)",
+    )
+    def post(self, request: Request) -> Response:
+        data = _parse(SendMessageSerializer, request.data)
+        result = services.send_message(
+            sender_id=request.user.id,
+            conversation_id=data["conversation_id"],
+            content=data["content"],
+            client_msg_id=data["client_msg_id"],
+            message_type=data["message_type"],
+        )
+        if result.created:
+            after_rest_send(result)
+        if result.message.sender_id == request.user.id:
+            # The sender is at hand: lets message_dict fill sender_name without a query.
+            result.message.sender = request.user
+        return Response(
+            {"message": message_dict(result.message)},
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+
+class HistoryView(APIView):
+    @extend_schema(
+        tags=TAG_MESSAGES,
+        parameters=[
+            OpenApiParameter("conversation_id", str, required=True),
+            OpenApiParameter("before_seq", int, description="messages with seq < before_seq (scroll up)"),
+            OpenApiParameter("after_seq", int, description="messages with seq > after_seq (sync forward)"),
+            OpenApiParameter("limit", int, description="page size, capped by HISTORY_MAX_LIMIT"),
+        ],
+        responses=HistorySerializer,
+        summary="Messages of one conversation, ascending seq",
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        page = selectors.conversation_history(
+            user_id=request.user.id,
+            conversation_id=params.get("conversation_id"),
+            before_seq=params.get("before_seq"),
+            after_seq=params.get("after_seq"),
+            limit=params.get("limit"),
+        )
+        return Response({"messages": [message_dict(m) for m in page.messages], "has_more": page.has_more})
+
+
+class UnreadView(APIView):
+    @extend_schema(tags=TAG_MESSAGES, responses=UnreadSerializer, summary="Unread counts per conversation")
+    def get(self, request: Request) -> Response:
+        rows = selectors.unread_counts(user_id=request.user.id)
+        return Response(UnreadSerializer({"total": sum(r["unread"] for r in rows), "conversations": rows}).data)
+
+
+# --- conversations ---------------------------------------------------------------------
+
+class ConversationListView(APIView):
+    @extend_schema(tags=TAG_CONVERSATIONS, responses=ConversationSerializer(many=True), summary="My conversations, newest first")
+    def get(self, request: Request) -> Response:
+        summaries = selectors.conversations_for_user(user_id=request.user.id)
+        return Response([_conversation_body(s) for s in summaries])
+
+
+class ConversationCreateView(APIView):
+    @extend_schema(
+        tags=TAG_CONVERSATIONS,
+        request=CreateConversationSerializer,
+        responses={201: ConversationSerializer, 200: ConversationSerializer},
+        summary="Open the one-to-one conversation with a user (201 new, 200 existing)",
+    )
+    def post(self, request: Request) -> Response:
+        data = _parse(CreateConversationSerializer, request.data)
+        peer_id = data.get("user_id")
+        if peer_id is None:
+            peer_id = selectors.user_by_username(username=data["username"]).id
+        conversation, created = services.get_or_create_single_conversation(user_id=request.user.id, peer_id=peer_id)
+        summary = selectors.conversation_summary(user_id=request.user.id, conversation_id=conversation.id)
+        return Response(_conversation_body(summary), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class ConversationDetailView(APIView):
+    @extend_schema(tags=TAG_CONVERSATIONS, responses=ConversationSerializer, summary="One conversation")
+    def get(self, request: Request, conversation_id: str) -> Response:
+        summary = selectors.conversation_summary(user_id=request.user.id, conversation_id=conversation_id)
+        return Response(_conversation_body(summary))
+
+    @extend_schema(
+        tags=TAG_CONVERSATIONS,
+        request=UpdateConversationSerializer,
+        responses=ConversationSerializer,
+        summary="Change my settings of a conversation (muted, pinned)",
+    )
+    def put(self, request: Request, conversation_id: str) -> Response:
+        return self._update(request, conversation_id)
+
+    @extend_schema(
+        tags=TAG_CONVERSATIONS,
+        request=UpdateConversationSerializer,
+        responses=ConversationSerializer,
+        summary="Change my settings of a conversation (muted, pinned)",
+    )
+    def patch(self, request: Request, conversation_id: str) -> Response:
+        return self._update(request, conversation_id)
+
+    def _update(self, request: Request, conversation_id: str) -> Response:
+        data = _parse(UpdateConversationSerializer, request.data)
+        services.update_member_settings(
+            user_id=request.user.id, conversation_id=conversation_id, muted=data.get("muted"), pinned=data.get("pinned")
+        )
+        summary = selectors.conversation_summary(user_id=request.user.id, conversation_id=conversation_id)
+        return Response(_conversation_body(summary))
+
+
+class ConversationReadView(APIView):
+    @extend_schema(
+        tags=TAG_CONVERSATIONS,
+        request=MarkReadSerializer,
+        responses=MarkReadResponseSerializer,
+        summary="Mark read up to seq (never moves back)",
+    )
+    def post(self, request: Request, conversation_id: str) -> Response:
+        data = _parse(MarkReadSerializer, request.data)
+        last_read = services.mark_read(user_id=request.user.id, conversation_id=conversation_id, seq=data["seq"])
+        summary = selectors.conversation_summary(user_id=request.user.id, conversation_id=conversation_id)
+        return Response(
+            {"conversation_id": str(summary.conversation.id), "last_read_seq": last_read, "unread": summary.unread}
+        )
+
+
+# --- devices ---------------------------------------------------------------------------
+
+class DevicesView(APIView):
+    @extend_schema(tags=TAG_DEVICES, responses=DeviceSerializer(many=True), summary="My push devices")
+    def get(self, request: Request) -> Response:
+        return Response(DeviceSerializer(selectors.devices_of_user(user_id=request.user.id), many=True).data)
+
+    @extend_schema(tags=TAG_DEVICES, request=RegisterDeviceSerializer, responses={201: DeviceSerializer}, summary="Register a push token")
+    def post(self, request: Request) -> Response:
+        data = _parse(RegisterDeviceSerializer, request.data)
+        device = services.register_device(user_id=request.user.id, platform=data["platform"], token=data["token"])
+        return Response(DeviceSerializer(device).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(tags=TAG_DEVICES, request=DeleteDeviceSerializer, responses={204: None}, summary="Remove a push token")
+    def delete(self, request: Request) -> Response:
+        data = _parse(DeleteDeviceSerializer, request.data)
+        services.delete_device(user_id=request.user.id, token=data["token"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
