@@ -106,3 +106,72 @@ def group_of(make_user, alice):
         return create_group(owner_id=alice.id, name=name, member_ids=others, max_members=max(n, 500))
 
     return factory
+
+
+# --- Bus (Kafka via the Tansu test broker) and presence (Redis) ---------------------------
+@pytest.fixture(scope="session")
+def kafka_broker():
+    """One Tansu broker for the whole test session (in-memory storage)."""
+    from tests.harness.kafka import start_tansu
+
+    broker = start_tansu()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def kafka_bus(settings, kafka_broker):
+    """Switch the bus to Kafka on the session's Tansu broker.
+
+    Topic and group names get a per-test suffix: the broker lives for the whole session,
+    and a fixed name would hand one test the records and offsets of an earlier one.
+    """
+    import uuid
+
+    from messaging.bus import reset_bus
+
+    run = uuid.uuid4().hex[:8]
+    settings.BUS_BACKEND = "kafka"
+    settings.KAFKA_BOOTSTRAP_SERVERS = kafka_broker.bootstrap
+    # Tansu lets a consumer join a group in 1-3 s only with a short session timeout,
+    # and answers a fetch only after fetch.wait.max.ms.
+    settings.KAFKA_SESSION_TIMEOUT_MS = 3000
+    settings.KAFKA_HEARTBEAT_INTERVAL_MS = 500
+    settings.KAFKA_FETCH_WAIT_MAX_MS = 5
+    settings.KAFKA_UPSTREAM_TOPIC = f"im-upstream-topic-{run}"
+    settings.KAFKA_DOWNSTREAM_TOPIC = f"im-downstream-topic-{run}-{{gateway_id}}"
+    settings.KAFKA_TASK_TOPIC = f"im-task-topic-{run}"
+    settings.KAFKA_TASK_DLQ_TOPIC = f"im-task-dlq-{run}"
+    settings.KAFKA_LOGIC_GROUP = f"im-logic-group-{run}"
+    settings.KAFKA_TASK_BRIDGE_GROUP = f"im-task-bridge-group-{run}"
+    reset_bus()
+    yield kafka_broker
+    reset_bus()
+
+
+def _clear_presence_keys(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        for pattern in ("user_session:*", "presence:*"):
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            if keys:
+                client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_presence(settings):
+    """Presence on the Redis of REDIS_URL, starting empty; mark the test @pytest.mark.redis."""
+    from messaging.presence import get_presence, reset_presence
+
+    if not settings.REDIS_URL:
+        pytest.fail("redis_presence needs REDIS_URL: mark the test @pytest.mark.redis")
+    settings.PRESENCE_BACKEND = "redis"
+    reset_presence()
+    _clear_presence_keys(settings.REDIS_URL)
+    yield get_presence()
+    reset_presence()
+    _clear_presence_keys(settings.REDIS_URL)

@@ -10,10 +10,11 @@ import threading
 
 from django.conf import settings
 
-from messaging.bus.base import BusRecord, Consumer, Producer
+from messaging.bus.base import BusDeliveryError, BusRecord, Consumer, Producer
 from messaging.bus.memory import MemoryBroker, MemoryConsumer, MemoryProducer
 
 __all__ = [
+    "BusDeliveryError",
     "BusRecord",
     "Consumer",
     "Producer",

@@ -19,6 +19,10 @@ class BusRecord:
     offset: int = 0
 
 
+class BusDeliveryError(RuntimeError):
+    """The broker did not acknowledge some produced records (raised by flush())."""
+
+
 class Producer(Protocol):
     def produce(
         self, topic: str, value: bytes, *, key: str | bytes | None = None, headers: dict[str, str] | None = None
@@ -35,5 +39,8 @@ class Consumer(Protocol):
 
     def commit(self) -> None:
         """Synchronously commit the offsets of everything consume() returned so far."""
+
+    def assignment(self) -> list[tuple[str, int]]:
+        """The (topic, partition) pairs this group member owns now (tests, diagnostics)."""
 
     def close(self) -> None: ...

@@ -147,6 +147,13 @@ class MemoryBroker:
                 break
         return batch
 
+    def assignment(self, consumer: MemoryConsumer) -> list[TopicPartition]:
+        with self._cond:
+            if consumer.closed:
+                return []
+            self._rebalance(consumer)
+            return sorted(consumer.positions)
+
     def commit(self, consumer: MemoryConsumer) -> None:
         with self._cond:
             group = self._groups[consumer.group_id]
@@ -192,6 +199,10 @@ class MemoryConsumer:
 
     def commit(self) -> None:
         self._broker.commit(self)
+
+    def assignment(self) -> list[tuple[str, int]]:
+        """The (topic, partition) pairs this member of the group owns right now."""
+        return self._broker.assignment(self)
 
     def close(self) -> None:
         if not self.closed:

@@ -1,0 +1,182 @@
+"""The bus over Kafka (confluent-kafka / librdkafka).
+
+Producer: acks=all with idempotence, so a retried send is never written twice; flush()
+raises BusDeliveryError when the broker refused or never acknowledged a record.
+Consumer: offsets are committed by hand (enable.auto.commit=false) after processing,
+which gives at-least-once delivery; a new group starts at the earliest offset.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from confluent_kafka import Consumer as _RdConsumer
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Producer as _RdProducer
+from confluent_kafka.admin import AdminClient, NewTopic
+from django.conf import settings
+
+from messaging.bus.base import BusDeliveryError, BusRecord
+
+logger = logging.getLogger(__name__)
+
+
+def _headers_out(headers: dict[str, str] | None) -> list[tuple[str, bytes]] | None:
+    if not headers:
+        return None
+    return [(name, str(value).encode()) for name, value in headers.items()]
+
+
+def _headers_in(raw: list[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    if not raw:
+        return {}
+    return {name: (value or b"").decode("utf-8", errors="replace") for name, value in raw}
+
+
+class KafkaProducer:
+    def __init__(self) -> None:
+        self._producer = _RdProducer(
+            {
+                "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": settings.KAFKA_LINGER_MS,
+            }
+        )
+        self._errors_lock = threading.Lock()
+        self._errors: list[str] = []
+
+    def _on_delivery(self, err: KafkaError | None, msg) -> None:  # noqa: ANN001 - librdkafka Message
+        if err is None:
+            return
+        logger.error(
+            "bus_delivery_failed",
+            extra={"topic": msg.topic(), "partition": msg.partition(), "error": err.str()},
+        )
+        with self._errors_lock:
+            self._errors.append(f"{msg.topic()}: {err.str()}")
+
+    def produce(
+        self, topic: str, value: bytes, *, key: str | bytes | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value=value, key=key, headers=_headers_out(headers), on_delivery=self._on_delivery
+                )
+                break
+            except BufferError:
+                # Local queue full: let librdkafka drain it, then retry instead of dropping.
+                self._producer.poll(0.1)
+        # Serves delivery callbacks of earlier records without blocking.
+        self._producer.poll(0)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        remaining = self._producer.flush(timeout)
+        with self._errors_lock:
+            errors, self._errors = self._errors, []
+        if remaining:
+            errors.append(f"{remaining} record(s) not acknowledged within {timeout}s")
+        if errors:
+            raise BusDeliveryError("; ".join(errors))
+
+    def close(self, timeout: float = 5.0) -> None:
+        try:
+            self.flush(timeout)
+        except BusDeliveryError as exc:
+            logger.warning("bus_producer_close_undelivered", extra={"error": str(exc)})
+
+
+class KafkaConsumer:
+    def __init__(self, topics: list[str], group_id: str) -> None:
+        self.topics = list(topics)
+        self.group_id = group_id
+        self._consumer = _RdConsumer(
+            {
+                "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": settings.KAFKA_SESSION_TIMEOUT_MS,
+                "heartbeat.interval.ms": settings.KAFKA_HEARTBEAT_INTERVAL_MS,
+                "fetch.wait.max.ms": settings.KAFKA_FETCH_WAIT_MAX_MS,
+            }
+        )
+        self._consumer.subscribe(self.topics)
+        self._closed = False
+
+    def consume(self, max_records: int, timeout: float) -> list[BusRecord]:
+        # librdkafka's consume(n, t) waits the whole timeout unless n records arrive;
+        # poll() for the first record, then take only what is already fetched.
+        first = self._consumer.poll(timeout)
+        if first is None:
+            return []
+        messages = [first]
+        if max_records > 1:
+            messages.extend(self._consumer.consume(max_records - 1, 0))
+        return [record for msg in messages if (record := self._to_record(msg)) is not None]
+
+    def _to_record(self, msg) -> BusRecord | None:  # noqa: ANN001 - librdkafka Message
+        err = msg.error()
+        if err is not None:
+            if err.code() == KafkaError._PARTITION_EOF:
+                return None
+            logger.warning(
+                "bus_consume_error",
+                extra={"group_id": self.group_id, "topic": msg.topic(), "error": err.str(), "fatal": err.fatal()},
+            )
+            if err.fatal():
+                raise KafkaException(err)
+            return None
+        return BusRecord(
+            topic=msg.topic(),
+            value=msg.value() or b"",
+            key=msg.key(),
+            headers=_headers_in(msg.headers()),
+            partition=msg.partition(),
+            offset=msg.offset(),
+        )
+
+    def commit(self) -> None:
+        try:
+            self._consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            # Nothing consumed since the last commit: not an error for a poll-process-commit loop.
+            if exc.args and exc.args[0].code() == KafkaError._NO_OFFSET:
+                return
+            raise
+
+    def assignment(self) -> list[tuple[str, int]]:
+        """The (topic, partition) pairs this member of the group owns right now."""
+        return sorted((tp.topic, tp.partition) for tp in self._consumer.assignment())
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._consumer.close()
+
+
+def create_topics(names: list[str], partitions: int = 1, timeout: float = 15.0) -> None:
+    """Create the missing topics and wait until the broker's metadata lists them."""
+    admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS})
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    missing = [name for name in names if name not in existing]
+    if missing:
+        futures = admin.create_topics([NewTopic(name, num_partitions=partitions) for name in missing])
+        for name, future in futures.items():
+            try:
+                future.result(timeout)
+                logger.info("bus_topic_created", extra={"topic": name, "partitions": partitions})
+            except KafkaException as exc:
+                # Another process created it between our listing and our request.
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+    deadline = time.monotonic() + timeout
+    while missing:
+        listed = admin.list_topics(timeout=timeout).topics
+        missing = [name for name in missing if name not in listed or listed[name].error is not None]
+        if missing and time.monotonic() > deadline:
+            raise TimeoutError(f"topics not visible in metadata after {timeout}s: {missing}")
+        if missing:
+            time.sleep(0.1)
