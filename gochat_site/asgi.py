@@ -4,8 +4,22 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gochat_site.settings")
+# Set up Django (apps, settings) before importing anything that touches models.
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import path  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from messaging.gateway.consumer import GatewayConsumer  # noqa: E402
+from messaging.gateway.origin import allowed_hosts_origin_validator  # noqa: E402
+
+websocket_urlpatterns = [path("ws", GatewayConsumer.as_asgi())]
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        # Browsers send Origin: only pages from ALLOWED_HOSTS may open a socket.
+        # Clients that send no Origin (mobile, CLI) pass; they authenticate by token.
+        "websocket": allowed_hosts_origin_validator(URLRouter(websocket_urlpatterns)),
+    }
+)

@@ -190,6 +190,8 @@ KAFKA_UPSTREAM_TOPIC = env_str("KAFKA_UPSTREAM_TOPIC", "im-upstream-topic")
 KAFKA_DOWNSTREAM_TOPIC = env_str("KAFKA_DOWNSTREAM_TOPIC", "im-downstream-topic-{gateway_id}")
 KAFKA_TASK_TOPIC = env_str("KAFKA_TASK_TOPIC", "im-task-topic")
 KAFKA_TASK_DLQ_TOPIC = env_str("KAFKA_TASK_DLQ_TOPIC", "im-task-dlq")
+# Upstream records the logic consumer cannot decode go here instead of stopping the loop.
+KAFKA_UPSTREAM_DLQ_TOPIC = env_str("KAFKA_UPSTREAM_DLQ_TOPIC", "im-upstream-dlq")
 KAFKA_LOGIC_GROUP = env_str("KAFKA_LOGIC_GROUP", "im-logic-group")
 KAFKA_TASK_BRIDGE_GROUP = env_str("KAFKA_TASK_BRIDGE_GROUP", "im-task-bridge-group")
 KAFKA_UPSTREAM_PARTITIONS = env_int("KAFKA_UPSTREAM_PARTITIONS", 4)

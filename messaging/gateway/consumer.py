@@ -1,0 +1,188 @@
+"""The WebSocket consumer at /ws: holds one socket, authenticates it, and adapts frames to
+services. Frame syntax and error mapping are in protocol.py; delivery from the bus is in
+downstream.py; the logic consumer persists what this one produces upstream."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from gochat_site import errors
+from messaging import routing, services
+from messaging.bus import get_producer
+from messaging.gateway import auth, loops, protocol
+from messaging.gateway.membership import check_member
+from messaging.gateway.ratelimit import limiter
+from messaging.gateway.registry import registry
+from messaging.gateway.sync import sync_page
+from messaging.presence import get_presence
+from protos.gochat.v1 import envelopes_pb2 as pb
+
+logger = logging.getLogger(__name__)
+
+# Message ids each socket remembers having received (send-ack or new-message). Routing is
+# at-least-once; this bounded memory is what keeps a socket from showing one twice.
+DELIVERED_MEMORY = 1024
+
+
+def _read(*, user_id: int, conversation_id: int, seq: int, connection_id: str) -> int:
+    read_seq = services.mark_read(user_id=user_id, conversation_id=conversation_id, seq=seq)
+    routing.notify_read(
+        user_id=user_id, conversation_id=conversation_id, seq=read_seq, skip_connection_id=connection_id
+    )
+    return read_seq
+
+
+class GatewayConsumer(AsyncWebsocketConsumer):
+    user_id: int | None = None
+    connection_id: str = ""
+
+    # --- lifecycle --------------------------------------------------------------------------
+    async def connect(self) -> None:
+        self.connection_id = uuid.uuid4().hex
+        self._delivered: OrderedDict[int, None] = OrderedDict()
+        self._last_activity = time.monotonic()
+        self._idle_task: asyncio.Task | None = None
+        self._registered = False
+        result = await auth.authenticate(self.scope)
+        if result.user_id is None:
+            # Accept, then close: a close before accept reaches a browser as a bare HTTP
+            # 403, and the client could not tell "refresh your token" (4002) from 4001.
+            await self.accept()
+            await self.close(code=result.close_code, reason=result.reason)
+            logger.info("ws_rejected", extra={"close_code": result.close_code, "reason": result.reason})
+            return
+        self.user_id = result.user_id
+        await loops.ensure_started()
+        await self.accept()
+        registry.add(self)
+        self._registered = True
+        await get_presence().aconnect(self.user_id, self.connection_id, settings.GATEWAY_ID)
+        self._idle_task = asyncio.create_task(self._close_when_idle())
+        logger.info("ws_connected", extra={"user_id": self.user_id, "connection_id": self.connection_id})
+
+    async def disconnect(self, code: int) -> None:
+        await self._forget(code)
+
+    async def _forget(self, code: int) -> None:
+        if self._idle_task is not None and self._idle_task is not asyncio.current_task():
+            self._idle_task.cancel()
+        self._idle_task = None
+        if not self._registered:
+            return
+        self._registered = False
+        registry.remove(self)
+        await get_presence().adisconnect(self.user_id, self.connection_id)
+        logger.info(
+            "ws_disconnected", extra={"user_id": self.user_id, "connection_id": self.connection_id, "code": code}
+        )
+
+    async def _close_when_idle(self) -> None:
+        timeout = settings.WS_IDLE_TIMEOUT_SECONDS
+        while True:
+            remaining = self._last_activity + timeout - time.monotonic()
+            if remaining <= 0:
+                break
+            await asyncio.sleep(remaining)
+        await self.close(code=auth.CLOSE_IDLE_TIMEOUT, reason="idle timeout")
+        await self._forget(auth.CLOSE_IDLE_TIMEOUT)
+
+    # --- frames from the client -------------------------------------------------------------
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self._registered:
+            return
+        self._last_activity = time.monotonic()
+        if not limiter.allow(self.user_id):
+            await self.push_frame(
+                protocol.error_frame_for(
+                    errors.RateLimited("too many frames", {"retry_after": limiter.retry_after(self.user_id)})
+                )
+            )
+            return
+        client_msg_id = None
+        try:
+            command = protocol.parse_frame(text_data, binary=bytes_data is not None)
+            if isinstance(command, protocol.SendMessage):
+                client_msg_id = command.client_msg_id
+                await self._send_message(command)
+            elif isinstance(command, protocol.Sync):
+                await self._sync(command)
+            elif isinstance(command, protocol.Read):
+                await self._read(command)
+            else:
+                await self._ping()
+        except errors.GoChatError as exc:
+            await self.push_frame(protocol.error_frame_for(exc, client_msg_id=client_msg_id))
+        except Exception as exc:
+            logger.exception("ws_frame_failed", extra={"user_id": self.user_id, "connection_id": self.connection_id})
+            await self.push_frame(protocol.error_frame_for(exc, client_msg_id=client_msg_id))
+
+    async def _send_message(self, command: protocol.SendMessage) -> None:
+        await database_sync_to_async(check_member)(user_id=self.user_id, conversation_id=command.conversation_id)
+        trace_id = uuid.uuid4().hex
+        upstream = pb.UpstreamMessage(
+            trace_id=trace_id,
+            gateway_id=settings.GATEWAY_ID,
+            connection_id=self.connection_id,
+            sender_id=self.user_id,
+            conversation_id=command.conversation_id,
+            client_msg_id=command.client_msg_id,
+            content=command.content,
+            message_type=command.message_type,
+            received_at_ms=int(time.time() * 1000),
+        )
+        # Keyed by conversation: one conversation stays on one partition, so in order.
+        get_producer().produce(
+            settings.KAFKA_UPSTREAM_TOPIC,
+            upstream.SerializeToString(),
+            key=str(command.conversation_id),
+            headers={"trace_id": trace_id},
+        )
+        logger.info(
+            "ws_message_produced",
+            extra={"user_id": self.user_id, "conversation_id": command.conversation_id, "trace_id": trace_id},
+        )
+
+    async def _sync(self, command: protocol.Sync) -> None:
+        data = await database_sync_to_async(sync_page)(
+            user_id=self.user_id, conversation_id=command.conversation_id, after_seq=command.after_seq, limit=command.limit
+        )
+        await self.push_frame(protocol.sync_result_frame(data))
+
+    async def _read(self, command: protocol.Read) -> None:
+        await database_sync_to_async(_read)(
+            user_id=self.user_id,
+            conversation_id=command.conversation_id,
+            seq=command.seq,
+            connection_id=self.connection_id,
+        )
+
+    async def _ping(self) -> None:
+        await get_presence().aheartbeat(self.user_id, self.connection_id, settings.GATEWAY_ID)
+        await self.push_frame(protocol.pong_frame())
+
+    # --- frames to the client (also called by downstream delivery) --------------------------
+    def _remember(self, message_id: int) -> bool:
+        """Record a delivered message id; False if this socket already had it."""
+        if message_id in self._delivered:
+            return False
+        self._delivered[message_id] = None
+        if len(self._delivered) > DELIVERED_MEMORY:
+            self._delivered.popitem(last=False)
+        return True
+
+    async def push_frame(self, frame: dict[str, Any], *, delivered_id: int | None = None) -> None:
+        if delivered_id is not None:
+            self._remember(delivered_id)
+        await self.send(text_data=protocol.encode(frame))
+
+    async def push_new_message(self, frame: dict[str, Any], *, message_id: int) -> None:
+        if self._remember(message_id):
+            await self.send(text_data=protocol.encode(frame))

@@ -1,0 +1,73 @@
+"""Downstream delivery: DownstreamMessage envelopes from this gateway's topic, written as
+frames to the local sockets they name. Knows the registry, not the bus: the loop in
+messaging.consumers_registry ("gateway-downstream") consumes and commits around it."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from google.protobuf.message import DecodeError
+
+from messaging.bus import BusRecord
+from messaging.gateway import protocol
+from messaging.gateway.envelopes import message_dict_from_pb
+from messaging.gateway.registry import registry
+from protos.gochat.v1 import envelopes_pb2 as pb
+
+logger = logging.getLogger(__name__)
+Kind = pb.DownstreamMessage
+
+
+async def deliver_envelope(envelope: pb.DownstreamMessage) -> int:
+    """Write one envelope to the local sockets it targets; return how many got a frame."""
+    written = 0
+    if envelope.kind == Kind.NEW_MESSAGE:
+        frame = protocol.new_message_frame(message_dict_from_pb(envelope.message))
+        for user_id in envelope.recipient_user_ids:
+            for connection in registry.of_user(user_id):
+                if connection.connection_id == envelope.connection_id:
+                    continue  # the sending socket: it has the send-ack
+                await connection.push_new_message(frame, message_id=envelope.message.id)
+                written += 1
+    elif envelope.kind == Kind.SEND_ACK:
+        connection = registry.get(envelope.connection_id)
+        if connection is not None:
+            message = message_dict_from_pb(envelope.message)
+            frame = protocol.send_ack_frame(
+                client_msg_id=envelope.client_msg_id or envelope.message.client_msg_id,
+                message_id=envelope.message.id,
+                conversation_id=envelope.message.conversation_id,
+                seq=envelope.message.seq,
+                created_at=message["created_at"],
+            )
+            await connection.push_frame(frame, delivered_id=envelope.message.id)
+            written += 1
+    elif envelope.kind == Kind.SEND_ERROR:
+        connection = registry.get(envelope.connection_id)
+        if connection is not None:
+            frame = protocol.error_frame(
+                code=envelope.error_code, message=envelope.error_message, client_msg_id=envelope.client_msg_id
+            )
+            await connection.push_frame(frame)
+            written += 1
+    elif envelope.kind == Kind.READ:
+        frame = protocol.read_frame(conversation_id=envelope.conversation_id, seq=envelope.read_seq)
+        for user_id in envelope.recipient_user_ids:
+            for connection in registry.of_user(user_id):
+                if connection.connection_id != envelope.connection_id:
+                    await connection.push_frame(frame)
+                    written += 1
+    else:
+        logger.warning("downstream_unknown_kind", extra={"kind": int(envelope.kind)})
+    return written
+
+
+async def deliver_batch(records: Sequence[BusRecord]) -> None:
+    for record in records:
+        try:
+            envelope = pb.DownstreamMessage.FromString(record.value)
+        except DecodeError:
+            # Nothing to retry: the envelope can never be read. Skip it, loudly.
+            logger.error("downstream_bad_payload", extra={"topic": record.topic, "offset": record.offset})
+            continue
+        await deliver_envelope(envelope)

@@ -1,0 +1,73 @@
+"""Background loops of a gateway process, started with its first WebSocket: the
+downstream consumer, the presence liveness heartbeat of this gateway and, in the
+embedded default (settings.EMBEDDED_LOGIC), the logic consumer itself, so one daphne
+process is a complete chat server."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from django.conf import settings
+
+from messaging.consumers_registry import CONSUMERS, arun_consumer
+from messaging.presence import get_presence
+
+logger = logging.getLogger(__name__)
+
+
+class _Loops:
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.tasks: list[asyncio.Task] = []
+
+
+_running: dict[asyncio.AbstractEventLoop, _Loops] = {}
+
+
+async def _gateway_heartbeat(stop: asyncio.Event) -> None:
+    # Presence hides a gateway's sessions once its liveness lapses (a crashed gateway);
+    # a live one refreshes it well inside the TTL even when its sockets are quiet.
+    interval = max(1.0, settings.PRESENCE_TTL_SECONDS / 3)
+    while not stop.is_set():
+        try:
+            await get_presence().agateway_heartbeat(settings.GATEWAY_ID)
+        except Exception:
+            logger.exception("gateway_heartbeat_failed", extra={"gateway_id": settings.GATEWAY_ID})
+        try:
+            await asyncio.wait_for(stop.wait(), interval)
+        except asyncio.TimeoutError:
+            pass
+
+
+def _watch(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("gateway_loop_died", extra={"task": task.get_name()}, exc_info=task.exception())
+
+
+async def ensure_started() -> None:
+    """Start the loops on the running event loop, once."""
+    loop = asyncio.get_running_loop()
+    if loop in _running:
+        return
+    state = _Loops()
+    _running[loop] = state
+    coroutines = {
+        "gateway-downstream": arun_consumer(CONSUMERS["gateway-downstream"], stop=state.stop),
+        "gateway-heartbeat": _gateway_heartbeat(state.stop),
+    }
+    if settings.EMBEDDED_LOGIC:
+        coroutines["embedded-logic"] = arun_consumer(CONSUMERS["logic"], stop=state.stop)
+    for name, coroutine in coroutines.items():
+        task = loop.create_task(coroutine, name=name)
+        task.add_done_callback(_watch)
+        state.tasks.append(task)
+    logger.info("gateway_loops_started", extra={"gateway_id": settings.GATEWAY_ID, "loops": list(coroutines)})
+
+
+async def stop() -> None:
+    """Stop the loops of the running event loop and wait for them (tests, shutdown)."""
+    state = _running.pop(asyncio.get_running_loop(), None)
+    if state is None:
+        return
+    state.stop.set()
+    await asyncio.gather(*state.tasks, return_exceptions=True)

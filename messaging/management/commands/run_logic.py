@@ -1,0 +1,34 @@
+"""`python manage.py run_logic`: the logic role. Consumes the upstream topic in the
+im-logic-group consumer group until SIGTERM/SIGINT, then finishes its batch and exits."""
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from messaging.consumers_registry import CONSUMERS, run_consumer
+
+
+class Command(BaseCommand):
+    help = "Run the logic consumer: persist and route messages from the upstream topic."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--batch-size", type=int, default=None, help="records per consume() (default KAFKA_CONSUME_BATCH)"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        stop = threading.Event()
+
+        def request_stop(signum: int, frame: Any) -> None:
+            # Only set a flag: the loop finishes and commits its batch, then exits.
+            stop.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        self.stdout.write(f"run_logic: consuming {settings.KAFKA_UPSTREAM_TOPIC} as {settings.KAFKA_LOGIC_GROUP}")
+        run_consumer(CONSUMERS["logic"], stop=stop, batch_size=options["batch_size"])
+        self.stdout.write("run_logic: stopped")
