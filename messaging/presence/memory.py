@@ -69,9 +69,14 @@ class MemoryPresence:
 
     def sweep_gateway(self, gateway_id: str) -> int:
         removed = 0
+        now = self._clock()
         with self._lock:
             for user_id in list(self._sessions):
-                sessions = self._sessions[user_id]
+                self._expire(user_id, now)
+                # An expired hash is gone in Redis too: nothing of it to count.
+                sessions = self._sessions.get(user_id)
+                if sessions is None:
+                    continue
                 for connection_id in [c for c, g in sessions.items() if g == gateway_id]:
                     del sessions[connection_id]
                     removed += 1

@@ -1,0 +1,191 @@
+"""Presence in Redis: `user_session:{user_id}` hashes plus gateway liveness.
+
+Keys:
+- `user_session:{user_id}`: hash connection id -> gateway id; EXPIRE PRESENCE_TTL_SECONDS,
+  refreshed by connect/heartbeat, so a user whose gateways all died vanishes on its own.
+- `presence:gateways`: sorted set gateway id -> unix time until which it counts as alive,
+  pushed forward by every connect/heartbeat/gateway_heartbeat of that gateway.
+- `presence:gateway_users:{gateway_id}`: set of user ids with a session on that gateway,
+  so sweep_gateway() finds its entries without scanning the keyspace.
+
+Redis 7.0 has no per-field TTL, so the hash of a user who is also connected through a live
+gateway keeps a crashed gateway's fields alive. lookup() therefore reads the sorted set in
+the same pipeline and drops fields of gateways that are not alive; sweep_gateway() deletes
+them for good. Every write and each lookup batch is one round trip.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+from django.conf import settings
+
+from messaging.presence.base import Sessions
+
+GATEWAYS_KEY = "presence:gateways"
+
+# Removing a connection also removes the user from the gateway's set, unless the user
+# still holds another connection on that same gateway. One atomic round trip.
+_DISCONNECT_LUA = """
+local gateway = redis.call('HGET', KEYS[1], ARGV[1])
+if not gateway then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+for _, other in ipairs(redis.call('HVALS', KEYS[1])) do
+  if other == gateway then return 1 end
+end
+redis.call('SREM', ARGV[3] .. gateway, ARGV[2])
+return 1
+"""
+
+
+def session_key(user_id: int) -> str:
+    return f"user_session:{user_id}"
+
+
+def gateway_users_key(gateway_id: str) -> str:
+    return f"presence:gateway_users:{gateway_id}"
+
+
+def _batches(items: list[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class RedisPresence:
+    def __init__(
+        self,
+        url: str,
+        *,
+        client: redis.Redis | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not url and client is None:
+            raise ValueError("RedisPresence needs REDIS_URL")
+        self._url = url
+        # Wall-clock time, since gateway liveness is compared across hosts.
+        self._clock = clock
+        self._client = client or redis.Redis.from_url(url, decode_responses=True)
+        self._disconnect = self._client.register_script(_DISCONNECT_LUA)
+        # redis.asyncio connections belong to the loop that opened them; one client per loop.
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+    def _ttl(self) -> int:
+        return int(settings.PRESENCE_TTL_SECONDS)
+
+    def _aclient(self) -> aredis.Redis:
+        loop = asyncio.get_running_loop()
+        client = self._aclients.get(loop)
+        if client is None:
+            client = aredis.Redis.from_url(self._url, decode_responses=True)
+            self._aclients[loop] = client
+        return client
+
+    def _queue_register(self, pipe: Any, user_id: int, connection_id: str, gateway_id: str) -> None:
+        ttl = self._ttl()
+        key = session_key(user_id)
+        pipe.hset(key, connection_id, gateway_id)
+        pipe.expire(key, ttl)
+        pipe.sadd(gateway_users_key(gateway_id), str(user_id))
+        # A gateway registering or refreshing a connection is alive by definition.
+        pipe.zadd(GATEWAYS_KEY, {gateway_id: self._clock() + ttl})
+
+    def _parse_lookup(self, user_ids: list[int], replies: list[Any]) -> Sessions:
+        alive = set(replies[-1])
+        result: Sessions = {}
+        for user_id, sessions in zip(user_ids, replies[:-1]):
+            live = {conn: gw for conn, gw in sessions.items() if gw in alive}
+            if live:
+                result[user_id] = live
+        return result
+
+    def _queue_lookup(self, pipe: Any, batch: list[int]) -> None:
+        for user_id in batch:
+            pipe.hgetall(session_key(user_id))
+        pipe.zrangebyscore(GATEWAYS_KEY, f"({self._clock()}", "+inf")
+
+    # --- sync -----------------------------------------------------------------------------
+    def connect(self, user_id: int, connection_id: str, gateway_id: str) -> None:
+        with self._client.pipeline(transaction=True) as pipe:
+            self._queue_register(pipe, user_id, connection_id, gateway_id)
+            pipe.execute()
+
+    def heartbeat(self, user_id: int, connection_id: str, gateway_id: str) -> None:
+        # Re-adds the field too: a connection whose hash expired during a stall (or that
+        # a sweep removed while its gateway looked dead) is visible again.
+        self.connect(user_id, connection_id, gateway_id)
+
+    def gateway_heartbeat(self, gateway_id: str) -> None:
+        self._client.zadd(GATEWAYS_KEY, {gateway_id: self._clock() + self._ttl()})
+
+    def disconnect(self, user_id: int, connection_id: str) -> None:
+        self._disconnect(keys=[session_key(user_id)], args=[connection_id, str(user_id), gateway_users_key("")])
+
+    def lookup(self, user_ids: list[int]) -> Sessions:
+        unique = list(dict.fromkeys(int(u) for u in user_ids))
+        result: Sessions = {}
+        for batch in _batches(unique, max(int(settings.PRESENCE_BATCH_SIZE), 1)):
+            with self._client.pipeline(transaction=False) as pipe:
+                self._queue_lookup(pipe, batch)
+                result.update(self._parse_lookup(batch, pipe.execute()))
+        return result
+
+    def dead_gateways(self) -> list[str]:
+        return sorted(self._client.zrangebyscore(GATEWAYS_KEY, "-inf", self._clock()))
+
+    def sweep_gateway(self, gateway_id: str) -> int:
+        users_key = gateway_users_key(gateway_id)
+        user_ids = sorted(int(u) for u in self._client.smembers(users_key))
+        removed = 0
+        for batch in _batches(user_ids, max(int(settings.PRESENCE_BATCH_SIZE), 1)):
+            with self._client.pipeline(transaction=False) as pipe:
+                for user_id in batch:
+                    pipe.hgetall(session_key(user_id))
+                replies = pipe.execute()
+            with self._client.pipeline(transaction=False) as pipe:
+                for user_id, sessions in zip(batch, replies):
+                    # Connection ids are unique, so a field still naming this gateway is
+                    # stale even if the user reconnected elsewhere meanwhile.
+                    stale = [conn for conn, gw in sessions.items() if gw == gateway_id]
+                    if stale:
+                        pipe.hdel(session_key(user_id), *stale)
+                        removed += len(stale)
+                pipe.execute()
+        with self._client.pipeline(transaction=True) as pipe:
+            pipe.delete(users_key)
+            pipe.zrem(GATEWAYS_KEY, gateway_id)
+            pipe.execute()
+        return removed
+
+    def close(self) -> None:
+        self._client.close()
+
+    # --- async (the gateway's event loop) -------------------------------------------------
+    async def aconnect(self, user_id: int, connection_id: str, gateway_id: str) -> None:
+        async with self._aclient().pipeline(transaction=True) as pipe:
+            self._queue_register(pipe, user_id, connection_id, gateway_id)
+            await pipe.execute()
+
+    async def aheartbeat(self, user_id: int, connection_id: str, gateway_id: str) -> None:
+        await self.aconnect(user_id, connection_id, gateway_id)
+
+    async def agateway_heartbeat(self, gateway_id: str) -> None:
+        await self._aclient().zadd(GATEWAYS_KEY, {gateway_id: self._clock() + self._ttl()})
+
+    async def adisconnect(self, user_id: int, connection_id: str) -> None:
+        await self._aclient().eval(
+            _DISCONNECT_LUA, 1, session_key(user_id), connection_id, str(user_id), gateway_users_key("")
+        )
+
+    async def alookup(self, user_ids: list[int]) -> Sessions:
+        unique = list(dict.fromkeys(int(u) for u in user_ids))
+        result: Sessions = {}
+        for batch in _batches(unique, max(int(settings.PRESENCE_BATCH_SIZE), 1)):
+            async with self._aclient().pipeline(transaction=False) as pipe:
+                self._queue_lookup(pipe, batch)
+                result.update(self._parse_lookup(batch, await pipe.execute()))
+        return result
