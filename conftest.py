@@ -142,6 +142,7 @@ def kafka_bus(settings, kafka_broker):
     settings.KAFKA_DOWNSTREAM_TOPIC = f"im-downstream-topic-{run}-{{gateway_id}}"
     settings.KAFKA_TASK_TOPIC = f"im-task-topic-{run}"
     settings.KAFKA_TASK_DLQ_TOPIC = f"im-task-dlq-{run}"
+    settings.KAFKA_UPSTREAM_DLQ_TOPIC = f"im-upstream-dlq-{run}"
     settings.KAFKA_LOGIC_GROUP = f"im-logic-group-{run}"
     settings.KAFKA_TASK_BRIDGE_GROUP = f"im-task-bridge-group-{run}"
     reset_bus()
