@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test bench migrate seed protos worker beat flower logic clean
+.PHONY: install run test bench migrate seed protos worker beat flower logic grpc clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ protos: install
 
 logic: install
 	$(PY) manage.py run_logic
+
+grpc: install
+	$(PY) manage.py run_grpc
 
 worker: install
 	$(VENV)/bin/celery -A gochat_site worker -Q fanout,push,index,default -l info
