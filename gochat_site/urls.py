@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("accounts.urls")),
     path("", include("groups.urls")),
     path("", include("messaging.urls")),
+    path("", include("tasks.urls")),
 ]
 
 urlpatterns = [
