@@ -176,3 +176,50 @@ def redis_presence(settings):
     yield get_presence()
     reset_presence()
     _clear_presence_keys(settings.REDIS_URL)
+
+
+# --- Real-time gateway (WebSocket) ----------------------------------------------------------
+@pytest.fixture
+async def realtime():
+    """A fresh bus and presence for the gateway; stops its background loops afterwards
+    (the downstream consumer and, in the embedded default, the logic consumer)."""
+    from messaging.bus import reset_bus
+    from messaging.gateway import loops
+    from messaging.presence import reset_presence
+
+    reset_bus()
+    reset_presence()
+    yield
+    await loops.stop()
+    reset_bus()
+    reset_presence()
+
+
+@pytest.fixture
+async def ws_client(realtime):
+    """`await ws_client(user)` -> a WebsocketCommunicator on /ws connected as that user;
+    query/headers replace the token query; connect=False returns it before connecting."""
+    from channels.testing import WebsocketCommunicator
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from gochat_site.asgi import application
+
+    opened = []
+
+    async def connect(user=None, *, query: str | None = None, headers=None, connect: bool = True):
+        if query is None:
+            query = f"token={AccessToken.for_user(user)}" if user is not None else ""
+        communicator = WebsocketCommunicator(application, f"/ws?{query}", headers=headers or [])
+        opened.append(communicator)
+        if not connect:
+            return communicator
+        connected, _ = await communicator.connect(timeout=5)
+        assert connected
+        return communicator
+
+    yield connect
+    for communicator in opened:
+        try:
+            await communicator.disconnect()
+        except Exception:  # noqa: BLE001 - already closed by the server
+            pass

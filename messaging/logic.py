@@ -106,7 +106,7 @@ def _process_one(record: BusRecord) -> None:
             extra={
                 "message_id": message.id,
                 "seq": message.seq,
-                "created": result.created,
+                "duplicate": not result.created,
                 "gateway_to_logic_ms": int(time.time() * 1000) - upstream.received_at_ms,
                 "trace_id": upstream.trace_id,
             },

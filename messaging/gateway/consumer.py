@@ -111,20 +111,20 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             command = protocol.parse_frame(text_data, binary=bytes_data is not None)
             if isinstance(command, protocol.SendMessage):
                 client_msg_id = command.client_msg_id
-                await self._send_message(command)
+                await self._on_send_message(command)
             elif isinstance(command, protocol.Sync):
-                await self._sync(command)
+                await self._on_sync(command)
             elif isinstance(command, protocol.Read):
-                await self._read(command)
+                await self._on_read(command)
             else:
-                await self._ping()
+                await self._on_ping()
         except errors.GoChatError as exc:
             await self.push_frame(protocol.error_frame_for(exc, client_msg_id=client_msg_id))
         except Exception as exc:
             logger.exception("ws_frame_failed", extra={"user_id": self.user_id, "connection_id": self.connection_id})
             await self.push_frame(protocol.error_frame_for(exc, client_msg_id=client_msg_id))
 
-    async def _send_message(self, command: protocol.SendMessage) -> None:
+    async def _on_send_message(self, command: protocol.SendMessage) -> None:
         await database_sync_to_async(check_member)(user_id=self.user_id, conversation_id=command.conversation_id)
         trace_id = uuid.uuid4().hex
         upstream = pb.UpstreamMessage(
@@ -150,13 +150,13 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             extra={"user_id": self.user_id, "conversation_id": command.conversation_id, "trace_id": trace_id},
         )
 
-    async def _sync(self, command: protocol.Sync) -> None:
+    async def _on_sync(self, command: protocol.Sync) -> None:
         data = await database_sync_to_async(sync_page)(
             user_id=self.user_id, conversation_id=command.conversation_id, after_seq=command.after_seq, limit=command.limit
         )
         await self.push_frame(protocol.sync_result_frame(data))
 
-    async def _read(self, command: protocol.Read) -> None:
+    async def _on_read(self, command: protocol.Read) -> None:
         await database_sync_to_async(_read)(
             user_id=self.user_id,
             conversation_id=command.conversation_id,
@@ -164,7 +164,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             connection_id=self.connection_id,
         )
 
-    async def _ping(self) -> None:
+    async def _on_ping(self) -> None:
         await get_presence().aheartbeat(self.user_id, self.connection_id, settings.GATEWAY_ID)
         await self.push_frame(protocol.pong_frame())
 
