@@ -1,12 +1,24 @@
-"""The Celery application of the im-task role (queues, routes, policies: tasks/ docs)."""
+"""The Celery application of the im-task role.
+
+Configuration comes from Django settings (CELERY_* names): broker (Redis or RabbitMQ),
+JSON only, routes by task name, time limits, the beat schedule. The four queues are
+declared here; retry policy and acks_late are per task (tasks.registry). docs/tasks.md
+explains the whole set-up.
+"""
 from __future__ import annotations
 
 import os
 
 from celery import Celery
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gochat_site.settings")
 
+QUEUES = ("fanout", "push", "index", "default")
+
 app = Celery("gochat_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = tuple(Queue(name, Exchange(name), routing_key=name) for name in QUEUES)
+# The tasks app loads every processor module in its AppConfig.ready(); this finds any
+# other app's tasks.py.
 app.autodiscover_tasks()

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -231,8 +232,43 @@ ARCHIVE_DIR = env_str("ARCHIVE_DIR", str(BASE_DIR / "var" / "archive"))
 GRPC_PORT = env_int("GRPC_PORT", 50051)
 # Threads serving calls; each holds at most one database connection at a time.
 GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 16)
+# Queues, routes, time limits and the beat schedule: docs/tasks.md.
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_DEFAULT_QUEUE = "default"
+# By task name, so a process that never imported the task (send_task) routes it too.
+CELERY_TASK_ROUTES = {
+    "tasks.large_group_fanout": {"queue": "fanout"},
+    "tasks.offline_push": {"queue": "push"},
+    "tasks.index_message": {"queue": "index"},
+}
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360)
+# acks_late tasks: a worker takes one message at a time, so a crash strands only that one.
+CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 1)
+# Redis broker only: an unacknowledged task (its worker died) is handed out again after
+# this many seconds. Keep it above the longest task's run time (CELERY_TASK_TIME_LIMIT).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Our JSON log formatter stays in charge of the worker's log lines.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {
+    "archive-messages": {"task": "tasks.archive_messages", "schedule": crontab(hour=3, minute=0)},
+    "daily-stats": {"task": "tasks.daily_stats", "schedule": crontab(hour=0, minute=10)},
+    "sweep-presence": {"task": "tasks.sweep_presence", "schedule": env_float("PRESENCE_SWEEP_SECONDS", 60.0)},
+}
+# Large-group fan-out: members per batch (one presence round trip, one envelope per
+# gateway each), and an optional cap on batches per second (0 = as fast as possible)
+# that spreads a 100k-member burst over time for the gateways' sake.
+FANOUT_BATCH_SIZE = env_int("FANOUT_BATCH_SIZE", 200)
+FANOUT_MAX_BATCHES_PER_SECOND = env_float("FANOUT_MAX_BATCHES_PER_SECOND", 0.0)
+# How long a fan-out's progress checkpoint outlives its last batch (redeliveries, retries).
+FANOUT_CHECKPOINT_TTL_SECONDS = env_int("FANOUT_CHECKPOINT_TTL_SECONDS", 86400)
 # Shared secret of the internal RepoService (metadata `authorization: Bearer <token>`).
 # No default: with it unset RepoService refuses every call.
+# Messages read, written and deleted per step of the archive job.
+ARCHIVE_BATCH_SIZE = env_int("ARCHIVE_BATCH_SIZE", 1000)
 GRPC_SERVICE_TOKEN = env_str("GRPC_SERVICE_TOKEN", "")
 
 # --- Push providers -----------------------------------------------------------------------

@@ -209,3 +209,28 @@ def delete_device_by_token(*, token: str) -> int:
     """Used by push when a provider says the token is dead (APNs 410, FCM UNREGISTERED)."""
     deleted, _ = Device.objects.filter(token=token).delete()
     return deleted
+
+
+def delete_messages_before(*, conversation_id: int, max_seq: int, before, batch_size: int = 1000) -> int:  # noqa: ANN001
+    """Delete a conversation's messages with seq <= max_seq created before `before`
+    (a datetime), batch_size rows per transaction; return how many were deleted.
+
+    Used by the archive job once the messages are safely on disk. Conversation.last_seq
+    is left alone, so new messages keep counting up and unread counts stay right.
+    """
+    total = 0
+    while True:
+        ids = list(
+            Message.objects.filter(conversation_id=conversation_id, seq__lte=max_seq, created_at__lt=before)
+            .order_by("seq")
+            .values_list("id", flat=True)[:batch_size]
+        )
+        if not ids:
+            break
+        with transaction.atomic():
+            _, per_model = Message.objects.filter(id__in=ids).delete()
+        # Only the messages: rows that cascade with them (search entries) are not counted.
+        total += per_model.get(Message._meta.label, 0)
+    if total:
+        logger.info("messages_deleted", extra={"conversation_id": conversation_id, "messages": total, "max_seq": max_seq})
+    return total
