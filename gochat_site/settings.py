@@ -74,10 +74,14 @@ INSTALLED_APPS = [
     "groups",
     "messaging",
     "tasks",
+    "web",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves /static/ (the web client, admin) from the gateway itself: daphne has no
+    # static file handler of its own and DEBUG is off by default.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -112,6 +116,9 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# On: WhiteNoise finds static files in the apps, so no collectstatic is needed (the
+# embedded default). A deployment that runs collectstatic into STATIC_ROOT may turn it off.
+WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Database -----------------------------------------------------------------------------

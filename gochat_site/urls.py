@@ -20,4 +20,6 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    # The browser chat client; last, so it never shadows an API route.
+    path("", include("web.urls")),
 ]
