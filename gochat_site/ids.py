@@ -49,11 +49,25 @@ _generator_pid: int | None = None
 
 
 def _worker_id() -> int:
+    """SNOWFLAKE_WORKER_ID if set; else a lease from a Redis counter (distinct across up to
+    1024 live processes, containers included); else the pid (one machine, embedded)."""
     from django.conf import settings
 
     configured = getattr(settings, "SNOWFLAKE_WORKER_ID", "")
     if configured != "":
         return int(configured)
+    redis_url = getattr(settings, "REDIS_URL", "")
+    if redis_url:
+        try:
+            import redis
+
+            client = redis.Redis.from_url(redis_url, socket_timeout=2)
+            try:
+                return int(client.incr("gochat:snowflake:worker_seq")) % (1 << _WORKER_BITS)
+            finally:
+                client.close()
+        except Exception:  # noqa: BLE001 - fall back rather than refuse to start
+            pass
     return os.getpid() % (1 << _WORKER_BITS)
 
 
