@@ -2,13 +2,17 @@
 selector, shape the answer. Rules and permission checks live in services/selectors."""
 from __future__ import annotations
 
+import logging
+
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from messaging import selectors, services
+from gochat_site.logging import trace_id_var
+from messaging import routing, selectors, services
 from messaging.representations import message_dict
 from messaging.serializers import (
     ConversationSerializer,
@@ -32,11 +36,20 @@ TAG_DEVICES = ["devices"]
 
 
 def after_rest_send(result: services.SendResult) -> None:
-    """The single call site for real-time delivery of a message sent over REST.
+    """The single call site for real-time delivery of a message sent over REST: routed
+    to the members' sockets (the sender's too) once the row is committed."""
+    message = result.message
+    trace_id = trace_id_var.get()
 
-    Deliberately empty for now: routing to recipients' sockets is owned by the
-    gateway/logic part (helper D) and is to be called from here, after commit.
-    """
+    def route() -> None:
+        try:
+            routing.route_message(message, trace_id=trace_id, flush=True)
+        except Exception:
+            # The message is committed and the client gets its 201; recipients will
+            # get it on their next sync. Failing the request would invite a resend.
+            logging.getLogger(__name__).exception("rest_route_failed", extra={"message_id": message.id})
+
+    transaction.on_commit(route)
 
 
 def _parse(serializer_class, data) -> dict:  # noqa: ANN001 - any Serializer class / request data

@@ -344,10 +344,37 @@ async def test_sync_of_a_foreign_conversation_is_1005(ws_client, carol, single_c
     assert (await receive(ws))["data"]["code"] == 1005
 
 
-async def test_presence_follows_the_socket(ws_client, alice):
+async def test_presence_follows_the_socket(ws_client, alice, settings):
     from messaging.presence import get_presence
 
     ws = await ws_client(alice)
-    assert alice.id in get_presence().lookup([alice.id])
+    await send(ws, "ping")  # frames are handled after connect() finished registering
+    assert (await receive(ws))["type"] == "pong"
+    sessions = await database_sync_to_async(get_presence().lookup)([alice.id])
+    assert list(sessions[alice.id].values()) == [settings.GATEWAY_ID]
     await ws.disconnect()
-    assert alice.id not in get_presence().lookup([alice.id])
+    assert alice.id not in await database_sync_to_async(get_presence().lookup)([alice.id])
+
+
+async def test_message_sent_over_rest_reaches_open_sockets(ws_client, client_for, alice, bob, single_chat):
+    bob_ws = await ws_client(bob)
+    alice_ws = await ws_client(alice)
+    for ws in (bob_ws, alice_ws):
+        await send(ws, "ping")
+        await receive(ws)
+
+    def post():
+        response = client_for(alice).post(
+            "/api/v1/messages/send",
+            {"conversation_id": str(single_chat.id), "content": "via rest", "client_msg_id": "r-1"},
+            format="json",
+        )
+        assert response.status_code == 201, response.content
+        return response.json()["message"]
+
+    sent = await database_sync_to_async(post)()
+    for ws in (bob_ws, alice_ws):  # the sender's open socket is another device of hers
+        frame = await receive(ws)
+        assert frame["type"] == "new-message"
+        assert frame["data"]["message"]["id"] == sent["id"]
+        assert frame["data"]["message"]["content"] == "via rest"
