@@ -1,0 +1,46 @@
+"""Celery processor 'tasks.offline_push': notify offline members' devices of a message."""
+from __future__ import annotations
+
+import random
+
+import httpx
+from celery import shared_task
+from django.db import DatabaseError
+
+from tasks.push.services import PushRetryLater, give_up, push_message
+
+MAX_RETRIES = 6
+BACKOFF_BASE_SECONDS = 2
+BACKOFF_MAX_SECONDS = 600
+
+
+def retry_countdown(retries: int, retry_after: float | None) -> float:
+    """Seconds before the next try: the provider's Retry-After when it gave one (never
+    less), else exponential backoff with full jitter."""
+    backoff = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * (2**retries))
+    if retry_after is not None:
+        return max(float(retry_after), 1.0)
+    return random.uniform(1.0, float(backoff))
+
+
+@shared_task(
+    bind=True,
+    name="tasks.offline_push",
+    # A lost push is a missed message for an offline user; devices already served are
+    # remembered, so a redelivery does not notify twice.
+    acks_late=True,
+    autoretry_for=(DatabaseError, httpx.TransportError),
+    retry_backoff=BACKOFF_BASE_SECONDS,
+    retry_backoff_max=BACKOFF_MAX_SECONDS,
+    retry_jitter=True,
+    max_retries=MAX_RETRIES,
+)
+def offline_push(self, message_id: int, user_ids: list[int]) -> dict[str, int]:
+    try:
+        report = push_message(message_id=int(message_id), user_ids=[int(u) for u in user_ids])
+    except PushRetryLater as exc:
+        if self.request.retries >= MAX_RETRIES:
+            give_up(message_id=int(message_id), pending=exc.pending)
+            return {"gave_up": exc.pending}
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries, exc.retry_after))
+    return {"sent": report.sent, "failed": report.failed, "removed": report.removed, "collapsed": report.collapsed}

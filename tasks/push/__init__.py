@@ -1,0 +1,1 @@
+"""Offline push: providers (APNs, FCM), delivery rules and daily counters."""
