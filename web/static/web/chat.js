@@ -564,7 +564,7 @@
     }
   }
 
-  function messageNode(m, { mine, showSender, pending }) {
+  function messageNode(m, { mine, showSender, pending, showMeta }) {
     const item = el("li", "message" + (mine ? " mine" : ""));
     if (pending) {
       item.dataset.state = pending.state;
@@ -590,7 +590,9 @@
     } else if (mine) {
       meta.append(el("span", "state", "Sent"));
     }
-    item.append(bubble, meta);
+    item.append(bubble);
+    if (showMeta) item.append(meta);
+    else item.title = `${timeLabel(m.created_at)}${mine ? " · Sent" : ""}`;
     return item;
   }
 
@@ -614,6 +616,13 @@
     }
     let lastDay = null;
     let lastSender = null;
+    const minute = (iso) => String(iso).slice(0, 16);
+    rows.forEach((row, i) => {
+      // Time and state once per run of one sender's messages within a minute.
+      const next = rows[i + 1];
+      row.showMeta = Boolean(row.pending) || !next || Boolean(next.pending) || next.m.sender_id !== row.m.sender_id
+        || minute(next.m.created_at) !== minute(row.m.created_at);
+    });
     for (const row of rows) {
       const day = new Date(row.m.created_at);
       if (!lastDay || !sameDay(day, lastDay)) {
@@ -623,7 +632,7 @@
       lastDay = day;
       const mine = row.m.sender_id === myId;
       const showSender = isGroup && !mine && row.m.sender_id !== lastSender;
-      list.append(messageNode(row.m, { mine, showSender, pending: row.pending }));
+      list.append(messageNode(row.m, { mine, showSender, pending: row.pending, showMeta: row.showMeta }));
       lastSender = row.m.sender_id;
     }
     if (toBottom || nearBottom) box.scrollTop = box.scrollHeight;
