@@ -1,14 +1,14 @@
 """Celery processor 'tasks.index_message': make one persisted message searchable."""
 from __future__ import annotations
 
-from celery import shared_task
 from django.db import DatabaseError
 
+from tasks.registry import processor
 from tasks.search.services import index_message as do_index_message
 
 
-@shared_task(
-    name="tasks.index_message",
+@processor(
+    "tasks.index_message",
     # Idempotent, so a redelivery after a worker crash is harmless and no index entry
     # is lost with the worker.
     acks_late=True,

@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import random
 
-import httpx
-from celery import shared_task
-from django.db import DatabaseError
-
 from tasks.push.services import PushRetryLater, give_up, push_message
+from tasks.registry import processor
 
 MAX_RETRIES = 6
 BACKOFF_BASE_SECONDS = 2
@@ -23,13 +20,14 @@ def retry_countdown(retries: int, retry_after: float | None) -> float:
     return random.uniform(1.0, float(backoff))
 
 
-@shared_task(
+@processor(
+    "tasks.offline_push",
     bind=True,
-    name="tasks.offline_push",
     # A lost push is a missed message for an offline user; devices already served are
-    # remembered, so a redelivery does not notify twice.
+    # remembered, so a redelivery does not notify twice. Provider throttling and outages
+    # come back as PushRetryLater and are retried below with their Retry-After; anything
+    # else unexpected (database, network) is retried by the registry's autoretry.
     acks_late=True,
-    autoretry_for=(DatabaseError, httpx.TransportError),
     retry_backoff=BACKOFF_BASE_SECONDS,
     retry_backoff_max=BACKOFF_MAX_SECONDS,
     retry_jitter=True,
