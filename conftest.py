@@ -183,6 +183,9 @@ def redis_presence(settings):
 async def realtime():
     """A fresh bus and presence for the gateway; stops its background loops afterwards
     (the downstream consumer and, in the embedded default, the logic consumer)."""
+    from channels.db import database_sync_to_async
+    from django.db import connections
+
     from messaging.bus import reset_bus
     from messaging.gateway import loops
     from messaging.presence import reset_presence
@@ -191,6 +194,9 @@ async def realtime():
     reset_presence()
     yield
     await loops.stop()
+    # The gateway's database work ran in asgiref's worker thread: close its connection
+    # there, or the test database cannot be dropped at the end of the session.
+    await database_sync_to_async(connections.close_all)()
     reset_bus()
     reset_presence()
 

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import close_old_connections, connections
 from django.utils.module_loading import import_string
 
 from messaging.bus import BusRecord, Consumer, downstream_topic, ensure_topics, get_consumer
@@ -81,6 +82,8 @@ def run_consumer(spec: ConsumerSpec, *, stop: threading.Event, batch_size: int |
             records = consumer.consume(size, POLL_TIMEOUT_SECONDS)
             if not records:
                 continue
+            # As Django does around a request: drop connections past CONN_MAX_AGE or broken.
+            close_old_connections()
             try:
                 process(records)
             except Exception:
@@ -93,6 +96,7 @@ def run_consumer(spec: ConsumerSpec, *, stop: threading.Event, batch_size: int |
             consumer.commit()
     finally:
         consumer.close()
+        connections.close_all()
         logger.info("consumer_stopped", extra={"consumer": spec.name})
 
 
