@@ -94,6 +94,15 @@ ROOT_URLCONF = "gochat_site.urls"
 WSGI_APPLICATION = "gochat_site.wsgi.application"
 ASGI_APPLICATION = "gochat_site.asgi.application"
 AUTH_USER_MODEL = "accounts.User"
+# Checked by accounts.services.register_user (users/register).
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+     "OPTIONS": {"user_attributes": ("username", "email", "nickname")}},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": env_int("PASSWORD_MIN_LENGTH", 8)}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 
 TEMPLATES = [
     {
@@ -315,6 +324,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "REST API of GoChat, a horizontally scalable IM backend.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Group roles: every role a member may hold, and the two an owner may assign.
+    "ENUM_NAME_OVERRIDES": {
+        "GroupRoleEnum": ["owner", "admin", "member"],
+        "AssignableRoleEnum": ["admin", "member"],
+    },
 }
 
 # --- Logging: one JSON line per event -----------------------------------------------------

@@ -3,7 +3,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from gochat_site import health
+from gochat_site import errors, health
+from gochat_site.api_errors import json_error_view
 
 api_v1 = [
     path("", include("accounts.urls")),
@@ -23,3 +24,7 @@ urlpatterns = [
     # The browser chat client; last, so it never shadows an API route.
     path("", include("web.urls")),
 ]
+
+# JSON errors for unknown URLs and crashes outside DRF views, in the API's error body.
+handler404 = json_error_view(404, errors.NOT_FOUND, "not found")
+handler500 = json_error_view(500, errors.INTERNAL, "internal error")

@@ -37,7 +37,10 @@ def check_group_manager(*, group_id: int, user_id: int) -> str:
 
 
 def _existing_user_ids(user_ids: Iterable[int]) -> list[int]:
-    wanted = {int(u) for u in user_ids}
+    try:
+        wanted = {int(u) for u in user_ids}
+    except (TypeError, ValueError):
+        raise InvalidParams("user ids must be integers", {"user_ids": ["A valid id is required."]}) from None
     found = set(User.objects.filter(id__in=wanted, is_active=True).values_list("id", flat=True))
     missing = wanted - found
     if missing:
@@ -47,11 +50,13 @@ def _existing_user_ids(user_ids: Iterable[int]) -> list[int]:
 
 def _add(group: Group, user_ids: list[int], role: str = GroupMember.Role.MEMBER) -> list[int]:
     """Add the users not yet in the group; return the ids actually added."""
+    # Lock first, then look: two concurrent joins of one user would otherwise both see
+    # "not a member" and the second would hit the unique constraint (a 500).
+    locked = Group.objects.select_for_update().get(id=group.id)
     present = set(GroupMember.objects.filter(group=group, user_id__in=user_ids).values_list("user_id", flat=True))
     new_ids = [u for u in user_ids if u not in present]
     if not new_ids:
         return []
-    locked = Group.objects.select_for_update().get(id=group.id)
     if locked.member_count + len(new_ids) > locked.max_members:
         raise Conflict("group is full", {"max_members": locked.max_members})
     GroupMember.objects.bulk_create([GroupMember(group=group, user_id=u, role=role) for u in new_ids])
@@ -110,6 +115,9 @@ def add_members(*, group_id: int, actor_id: int, user_ids: Iterable[int]) -> lis
 
 
 def _remove(group: Group, user_ids: list[int]) -> list[int]:
+    # Under the group lock, as in _add: two concurrent removals of one member must not
+    # both decrement member_count.
+    Group.objects.select_for_update().get(id=group.id)
     removed = list(GroupMember.objects.filter(group=group, user_id__in=user_ids).values_list("user_id", flat=True))
     if removed:
         GroupMember.objects.filter(group=group, user_id__in=removed).delete()
@@ -144,7 +152,10 @@ def leave_group(*, group_id: int, user_id: int) -> None:
 def remove_members(*, group_id: int, actor_id: int, user_ids: Iterable[int]) -> list[int]:
     group = access_group_by_id(group_id)
     actor_role = check_group_manager(group_id=group.id, user_id=actor_id)
-    ids = [int(u) for u in user_ids]
+    try:
+        ids = [int(u) for u in user_ids]
+    except (TypeError, ValueError):
+        raise InvalidParams("user ids must be integers", {"user_ids": ["A valid id is required."]}) from None
     if not ids:
         raise InvalidParams("user_ids must not be empty", {"user_ids": ["This list may not be empty."]})
     targets = dict(GroupMember.objects.filter(group=group, user_id__in=ids).values_list("user_id", "role"))
@@ -164,9 +175,13 @@ def set_member_role(*, group_id: int, actor_id: int, user_id: int, role: str) ->
     if _role_of(group.id, actor_id) != GroupMember.Role.OWNER:
         raise PermissionDenied("only the owner may change roles")
     if role not in (GroupMember.Role.ADMIN, GroupMember.Role.MEMBER):
-        raise InvalidParams("role must be admin or member")
-    if not GroupMember.objects.filter(group=group, user_id=user_id).exclude(role=GroupMember.Role.OWNER).update(role=role):
+        raise InvalidParams("role must be admin or member", {"role": ["Must be admin or member."]})
+    target_role = _role_of(group.id, user_id)
+    if target_role is None:
         raise NotFound("member not found")
+    if target_role == GroupMember.Role.OWNER:
+        raise InvalidParams("the owner's role cannot be changed")
+    GroupMember.objects.filter(group=group, user_id=user_id).update(role=role)
 
 
 @transaction.atomic
@@ -174,9 +189,11 @@ def update_group(*, group_id: int, actor_id: int, **fields: str) -> Group:
     group = access_group_by_id(group_id)
     check_group_manager(group_id=group.id, user_id=actor_id)
     allowed = {k: v for k, v in fields.items() if k in {"name", "description", "avatar"} and v is not None}
+    if "name" in allowed:
+        allowed["name"] = allowed["name"].strip()
+        if not allowed["name"]:
+            raise InvalidParams("name is required", {"name": ["This field may not be blank."]})
     for key, value in allowed.items():
         setattr(group, key, value)
     group.save(update_fields=[*allowed, "updated_at"])
     return group
-
-

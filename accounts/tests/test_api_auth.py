@@ -10,7 +10,7 @@ from django.test import override_settings
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from accounts.models import User
-from accounts.tests.conftest import assert_error, clear_throttle_history
+from accounts.tests.support import assert_error, clear_throttle_history
 
 REGISTER = "/api/v1/users/register"
 LOGIN = "/api/v1/auth/login"

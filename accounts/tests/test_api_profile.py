@@ -5,7 +5,7 @@ import pytest
 
 from accounts.models import User
 from accounts.representations import public_user_dict
-from accounts.tests.conftest import assert_error
+from accounts.tests.support import assert_error
 
 PROFILE = "/api/v1/users/profile"
 LOOKUP = "/api/v1/users/lookup"
