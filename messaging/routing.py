@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.db import transaction
 
 from gochat_site.tasks_client import enqueue_task
 from messaging import cache
@@ -117,6 +118,23 @@ def route_message(
     enqueue_task("tasks.index_message", message_id=message.id)
     if flush:
         get_producer().flush()
+
+
+def route_on_commit(message: Message, *, trace_id: str = "") -> None:
+    """Deliver a message sent outside the logic loop (REST, gRPC) once its row is committed.
+
+    The caller already has its answer (the message is persisted); a routing failure is
+    logged and recipients pick the message up on their next sync — failing the request
+    would only invite a resend.
+    """
+
+    def route() -> None:
+        try:
+            route_message(message, trace_id=trace_id, flush=True)
+        except Exception:
+            logger.exception("route_after_commit_failed", extra={"message_id": message.id})
+
+    transaction.on_commit(route)
 
 
 def notify_read(*, user_id: int, conversation_id: int, seq: int, skip_connection_id: str = "") -> None:

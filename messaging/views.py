@@ -2,9 +2,7 @@
 selector, shape the answer. Rules and permission checks live in services/selectors."""
 from __future__ import annotations
 
-import logging
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -33,23 +31,6 @@ from messaging.throttles import SettingsScopedRateThrottle
 TAG_MESSAGES = ["messages"]
 TAG_CONVERSATIONS = ["conversations"]
 TAG_DEVICES = ["devices"]
-
-
-def after_rest_send(result: services.SendResult) -> None:
-    """The single call site for real-time delivery of a message sent over REST: routed
-    to the members' sockets (the sender's too) once the row is committed."""
-    message = result.message
-    trace_id = trace_id_var.get()
-
-    def route() -> None:
-        try:
-            routing.route_message(message, trace_id=trace_id, flush=True)
-        except Exception:
-            # The message is committed and the client gets its 201; recipients will
-            # get it on their next sync. Failing the request would invite a resend.
-            logging.getLogger(__name__).exception("rest_route_failed", extra={"message_id": message.id})
-
-    transaction.on_commit(route)
 
 
 def _parse(serializer_class, data) -> dict:  # noqa: ANN001 - any Serializer class / request data
@@ -87,7 +68,7 @@ class SendMessageView(APIView):
             message_type=data["message_type"],
         )
         if result.created:
-            after_rest_send(result)
+            routing.route_on_commit(result.message, trace_id=trace_id_var.get())
         if result.message.sender_id == request.user.id:
             # The sender is at hand: lets message_dict fill sender_name without a query.
             result.message.sender = request.user
@@ -197,6 +178,7 @@ class ConversationReadView(APIView):
     def post(self, request: Request, conversation_id: str) -> Response:
         data = _parse(MarkReadSerializer, request.data)
         last_read = services.mark_read(user_id=request.user.id, conversation_id=conversation_id, seq=data["seq"])
+        routing.notify_read(user_id=request.user.id, conversation_id=int(conversation_id), seq=last_read)
         summary = selectors.conversation_summary(user_id=request.user.id, conversation_id=conversation_id)
         return Response(
             {"conversation_id": str(summary.conversation.id), "last_read_seq": last_read, "unread": summary.unread}

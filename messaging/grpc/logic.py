@@ -8,7 +8,8 @@ import grpc
 from gochat_site.errors import InvalidParams, PermissionDenied, Unauthorized
 from groups import selectors as group_selectors
 from groups import services as group_services
-from messaging import selectors, services
+from gochat_site.logging import trace_id_var
+from messaging import routing, selectors, services
 from messaging.grpc import convert
 from messaging.grpc.interceptors import current_user_id
 from protos.gochat.v1 import logic_pb2, logic_pb2_grpc, repo_pb2
@@ -60,6 +61,8 @@ class LogicServicer(logic_pb2_grpc.LogicServiceServicer):
             client_msg_id=request.client_msg_id,
             message_type=request.message_type,
         )
+        if result.created:
+            routing.route_on_commit(result.message, trace_id=trace_id_var.get())
         return logic_pb2.SendMessageResponse(message=convert.chat_message(result.message), created=result.created)
 
     def History(self, request: logic_pb2.HistoryRequest, context: grpc.ServicerContext) -> logic_pb2.HistoryResponse:
@@ -100,6 +103,7 @@ class LogicServicer(logic_pb2_grpc.LogicServiceServicer):
             conversation_id=_required_id(request.conversation_id, "conversation_id"),
             seq=request.seq,
         )
+        routing.notify_read(user_id=current_user_id(), conversation_id=request.conversation_id, seq=last_read)
         return logic_pb2.MarkReadResponse(last_read_seq=last_read)
 
     def CreateGroup(self, request: logic_pb2.CreateGroupRequest, context: grpc.ServicerContext) -> repo_pb2.GroupInfo:
