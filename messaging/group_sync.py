@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.dispatch import receiver
 
 from groups.signals import members_added, members_removed
+from messaging import cache
 from messaging.models import Conversation, ConversationMember
 
 
@@ -31,4 +32,8 @@ def _on_members_added(sender, group, user_ids, **kwargs) -> None:  # noqa: ANN00
 
 @receiver(members_removed, dispatch_uid="messaging.group_members_removed")
 def _on_members_removed(sender, group, user_ids, **kwargs) -> None:  # noqa: ANN001 - signal signature
-    ConversationMember.objects.filter(conversation__group=group, user_id__in=user_ids).delete()
+    conversation_id = Conversation.objects.filter(group=group).values_list("id", flat=True).first()
+    if conversation_id is None:
+        return
+    ConversationMember.objects.filter(conversation_id=conversation_id, user_id__in=user_ids).delete()
+    cache.forget_members(conversation_id=conversation_id, user_ids=list(user_ids))

@@ -53,3 +53,26 @@ async def test_rest_read_notifies_the_readers_sockets(ws_client, client_for, ali
     assert response.status_code == 200
     assert response.json()["unread"] == 0
     assert await _frame(laptop) == {"type": "read", "data": {"conversation_id": str(single_chat.id), "seq": 1}}
+
+
+async def test_removed_group_member_is_refused_at_once_by_the_gateway(ws_client, group_of, alice):
+    from groups.services import remove_members
+    from messaging.models import ConversationMember
+
+    group = await database_sync_to_async(group_of)(3)
+    member = await database_sync_to_async(
+        lambda: ConversationMember.objects.filter(conversation__group=group).exclude(user=alice).first().user
+    )()
+    conversation_id = await database_sync_to_async(lambda: group.conversation.id)()
+    ws = await ws_client(member)
+    body = {"client_msg_id": "x1", "conversation_id": str(conversation_id), "content": "before"}
+    await ws.send_to(text_data=json.dumps({"type": "send-message", "data": body}))
+    assert (await _frame(ws))["type"] == "send-ack"
+
+    await database_sync_to_async(remove_members)(group_id=group.id, actor_id=alice.id, user_ids=[member.id])
+    body = {"client_msg_id": "x2", "conversation_id": str(conversation_id), "content": "after"}
+    await ws.send_to(text_data=json.dumps({"type": "send-message", "data": body}))
+    error = await _frame(ws)
+    assert error["type"] == "error"
+    assert error["data"]["code"] == 1005
+    assert error["data"]["client_msg_id"] == "x2"
