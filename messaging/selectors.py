@@ -9,6 +9,7 @@ from django.db.models import F, Q
 
 from gochat_site.errors import InvalidParams, NotAMember, NotFound
 from messaging.models import Conversation, ConversationMember, Device, Message
+from messaging.presence import get_presence
 
 User = get_user_model()
 
@@ -131,6 +132,7 @@ class ConversationSummary:
     title: str
     peer: object | None  # the other user of a single chat
     group: object | None
+    peer_online: bool = False  # the peer has a live socket (presence)
 
 
 def _summaries(user_id: int, members: list[ConversationMember]) -> list[ConversationSummary]:
@@ -143,6 +145,8 @@ def _summaries(user_id: int, members: list[ConversationMember]) -> list[Conversa
             .select_related("user")
         ):
             peers[other.conversation_id] = other.user
+    # One batched presence lookup for every peer on the page.
+    online = get_presence().lookup([p.id for p in peers.values()]) if peers else {}
     summaries = []
     for m in members:
         conv = m.conversation
@@ -159,6 +163,7 @@ def _summaries(user_id: int, members: list[ConversationMember]) -> list[Conversa
                 title=title,
                 peer=peer,
                 group=conv.group,
+                peer_online=peer is not None and bool(online.get(peer.id)),
             )
         )
     return summaries

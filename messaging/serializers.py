@@ -160,6 +160,7 @@ class ConversationSerializer(serializers.Serializer):
     type = serializers.SerializerMethodField()
     title = serializers.CharField()
     peer = serializers.SerializerMethodField()
+    peer_online = serializers.BooleanField(help_text="The peer of a 1:1 chat has a live connection.")
     group = serializers.SerializerMethodField()
     last_seq = serializers.SerializerMethodField()
     last_read_seq = serializers.SerializerMethodField()

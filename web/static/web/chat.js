@@ -354,6 +354,11 @@
       if (conv.id === state.activeId) item.classList.add("active");
       const avatar = el("span", "avatar");
       paintAvatar(avatar, title, conv.id);
+      if (conv.type === "single") {
+        const dot = el("span", conv.peer_online ? "presence-dot online" : "presence-dot");
+        dot.title = conv.peer_online ? "Online" : "Offline";
+        avatar.append(dot);
+      }
       const body = el("div", "conversation-body");
       const top = el("div", "conversation-top");
       top.append(el("span", "conversation-title", title), el("span", "conversation-time", listTimeLabel(sortKey(conv))));
@@ -834,7 +839,11 @@
   function onConnected() {
     wsSend({ type: "ping" });
     clearInterval(state.pingTimer);
-    state.pingTimer = setInterval(() => wsSend({ type: "ping" }), PING_INTERVAL_MS);
+    state.pingTimer = setInterval(() => {
+      wsSend({ type: "ping" });
+      // Presence dots come with the conversation list; refresh it with the heartbeat.
+      loadConversations().catch(() => {});
+    }, PING_INTERVAL_MS);
     // Catch up: every conversation whose messages this page holds asks for what came
     // after them; the list refresh brings new conversations and unread counts.
     for (const [convId, chat] of state.chats) {

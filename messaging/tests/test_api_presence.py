@@ -1,0 +1,28 @@
+"""The conversation list tells whether a 1:1 peer is online (one batched presence lookup)."""
+from __future__ import annotations
+
+import pytest
+from channels.db import database_sync_to_async
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _peer_online(client, conversation_id) -> bool:
+    rows = client.get("/api/v1/conversations").json()
+    return next(r for r in rows if r["id"] == str(conversation_id))["peer_online"]
+
+
+async def test_peer_online_follows_the_peers_socket(ws_client, client_for, alice, bob, single_chat):
+    alice_client = await database_sync_to_async(client_for)(alice)
+    assert await database_sync_to_async(_peer_online)(alice_client, single_chat.id) is False
+    bob_ws = await ws_client(bob)
+    assert await database_sync_to_async(_peer_online)(alice_client, single_chat.id) is True
+    await bob_ws.disconnect()
+    assert await database_sync_to_async(_peer_online)(alice_client, single_chat.id) is False
+
+
+def test_group_conversations_have_no_peer(client_for, alice, group_of):
+    group = group_of(3)
+    rows = client_for(alice).get("/api/v1/conversations").json()
+    row = next(r for r in rows if r["id"] == str(group.conversation.id))
+    assert row["peer"] is None and row["peer_online"] is False
