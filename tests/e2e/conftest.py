@@ -15,7 +15,18 @@ def token_for():
 
 
 @pytest.fixture
-def stack_env(settings, kafka_bus, redis_presence):
+async def _close_async_db_connections():
+    """After the test, close the connections its sync_to_async calls opened in asgiref's
+    worker thread; left open, they keep the test database from being dropped."""
+    yield
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture
+def stack_env(settings, kafka_bus, redis_presence, _close_async_db_connections):
     """env_from_settings(**overrides): a child environment on this test's services.
 
     Needs transactional PostgreSQL (django_db(transaction=True)): children read what the
