@@ -22,3 +22,9 @@ app.conf.task_queues = tuple(Queue(name, Exchange(name), routing_key=name) for n
 # The tasks app loads every processor module in its AppConfig.ready(); this finds any
 # other app's tasks.py.
 app.autodiscover_tasks()
+
+# Trace ids ride in task headers; every task run is counted and timed (docs/observability.md).
+from gochat_site import metrics, tracing  # noqa: E402
+
+tracing.connect_celery_signals()
+metrics.connect_celery_signals()

@@ -78,6 +78,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every log line of the request, and the response, carry its trace id.
+    "gochat_site.tracing.TraceIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves /static/ (the web client, admin) from the gateway itself: daphne has no
     # static file handler of its own and DEBUG is off by default.
@@ -330,6 +332,26 @@ SPECTACULAR_SETTINGS = {
         "AssignableRoleEnum": ["admin", "member"],
     },
 }
+
+# --- Observability: metrics and the delivery trace (docs/observability.md) ----------------
+# /metrics for roles without HTTP (run_logic, task bridge, Celery worker): 0 = off.
+# Several processes behind one scrape target also need the env var PROMETHEUS_MULTIPROC_DIR.
+METRICS_PORT = env_int("METRICS_PORT", 0)
+# Seconds between two consumer-lag samples of a Kafka consumer loop (one broker round trip).
+KAFKA_LAG_SAMPLE_SECONDS = env_float("KAFKA_LAG_SAMPLE_SECONDS", 15.0)
+# Per-message delivery timeline for the admin; off removes every record() call's work.
+DELIVERY_TRACE_ENABLED = env_bool("DELIVERY_TRACE_ENABLED", True)
+DELIVERY_TRACE_BACKEND = env_str("DELIVERY_TRACE_BACKEND", "redis" if REDIS_URL else "memory")
+# Fraction of traces kept (by trace id, so all processes agree); 1.0 = every message.
+DELIVERY_TRACE_SAMPLE_RATE = env_float("DELIVERY_TRACE_SAMPLE_RATE", 1.0)
+# Redis: how long a message's events live, and the most kept per key (huge fan-outs).
+DELIVERY_TRACE_TTL_SECONDS = env_int("DELIVERY_TRACE_TTL_SECONDS", 6 * 3600)
+DELIVERY_TRACE_MAX_EVENTS_PER_KEY = env_int("DELIVERY_TRACE_MAX_EVENTS_PER_KEY", 500)
+# Redis: events waiting for the writer thread (dropped and counted beyond), write interval.
+DELIVERY_TRACE_QUEUE_SIZE = env_int("DELIVERY_TRACE_QUEUE_SIZE", 50000)
+DELIVERY_TRACE_FLUSH_SECONDS = env_float("DELIVERY_TRACE_FLUSH_SECONDS", 0.25)
+# Embedded default: events kept in the in-process ring buffer.
+DELIVERY_TRACE_MEMORY_EVENTS = env_int("DELIVERY_TRACE_MEMORY_EVENTS", 20000)
 
 # --- Logging: one JSON line per event -----------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from gochat_site import errors, health
+from gochat_site import errors, health, metrics
 from gochat_site.api_errors import json_error_view
 
 api_v1 = [
@@ -21,6 +21,7 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     # The browser chat client; last, so it never shadows an API route.
     path("", include("web.urls")),
 ]

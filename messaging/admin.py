@@ -1,10 +1,16 @@
 """Django admin of the messaging app: conversations and devices are editable by staff;
 messages are read-only, because only messaging.services may create or change them
-(seq and dedupe invariants)."""
+(seq and dedupe invariants). Each message links to its delivery trace (the timeline of
+messaging.delivery_trace)."""
 from __future__ import annotations
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from messaging import delivery_trace
 
 from messaging.models import Conversation, ConversationMember, Device, Message
 
@@ -68,6 +74,39 @@ class MessageAdmin(admin.ModelAdmin):
     ordering = ["-created_at"]
     # list_select_related plus a big table: skip the COUNT(*) of the unfiltered list.
     show_full_result_count = False
+    readonly_fields = ["delivery_trace_link"]
+
+    @admin.display(description="delivery trace")
+    def delivery_trace_link(self, obj: Message) -> str:
+        url = reverse("admin:messaging_message_trace", args=[obj.pk])
+        return format_html('<a href="{}">timeline</a>', url)
+
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        return [*super().get_list_display(request), "delivery_trace_link"]
+
+    def get_urls(self):  # noqa: ANN201 - admin signature
+        trace = self.admin_site.admin_view(self.delivery_trace_view)
+        return [path("<int:message_id>/trace/", trace, name="messaging_message_trace"), *super().get_urls()]
+
+    def delivery_trace_view(self, request: HttpRequest, message_id: int) -> HttpResponse:
+        """The timeline of one message: accepted, persisted, routed, fanned out, pushed,
+        delivered to which sockets, read by whom."""
+        message = Message.objects.filter(pk=message_id).select_related("sender").first()
+        if message is None or not self.has_view_permission(request, message):
+            raise Http404("no such message")
+        events = delivery_trace.timeline(
+            message_id=message.id, conversation_id=message.conversation_id, seq=message.seq
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Delivery trace of message {message.id}",
+            "message_obj": message,
+            "events": delivery_trace.for_display(events),
+            "readers": delivery_trace.readers(message=message),
+            "trace_enabled": delivery_trace.enabled(),
+        }
+        return TemplateResponse(request, "admin/messaging/message/delivery_trace.html", context)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils.module_loading import import_string
 
+from gochat_site import metrics
 from messaging.bus import BusRecord, Consumer, downstream_topic, ensure_topics, get_consumer
 
 logger = logging.getLogger(__name__)
@@ -65,6 +67,27 @@ CONSUMERS: dict[str, ConsumerSpec] = {
 }
 
 
+class _LagSampler:
+    """Publishes the consumer's lag at most every KAFKA_LAG_SAMPLE_SECONDS (it costs a
+    broker round trip), right after a commit or an empty poll."""
+
+    def __init__(self, spec: ConsumerSpec) -> None:
+        self.spec = spec
+        self.next_at = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.next_at
+
+    def sample(self, consumer: Consumer) -> None:
+        self.next_at = time.monotonic() + settings.KAFKA_LAG_SAMPLE_SECONDS
+        try:
+            lag = consumer.lag()
+        except Exception:  # noqa: BLE001 - a metric must not stop the loop
+            logger.warning("consumer_lag_failed", extra={"consumer": self.spec.name}, exc_info=True)
+            return
+        metrics.set_consumer_lag(consumer=self.spec.name, group=self.spec.group(), lag=lag)
+
+
 def _open(spec: ConsumerSpec) -> Consumer:
     ensure_topics(spec.topics(), spec.partitions())
     consumer = get_consumer(spec.topics(), spec.group())
@@ -76,9 +99,13 @@ def run_consumer(spec: ConsumerSpec, *, stop: threading.Event, batch_size: int |
     """Run `spec` in this thread until `stop` is set (the run_logic command)."""
     process = spec.process_function()
     size = batch_size or settings.KAFKA_CONSUME_BATCH
+    metrics.start_metrics_server()
+    lag = _LagSampler(spec)
     consumer = _open(spec)
     try:
         while not stop.is_set():
+            if lag.due():
+                lag.sample(consumer)
             records = consumer.consume(size, POLL_TIMEOUT_SECONDS)
             if not records:
                 continue
@@ -121,9 +148,12 @@ async def arun_consumer(
 
             process = database_sync_to_async(function)
     size = batch_size or settings.KAFKA_CONSUME_BATCH
+    lag = _LagSampler(spec)
     consumer = await asyncio.to_thread(_open, spec)
     try:
         while not stop.is_set():
+            if lag.due():
+                await asyncio.to_thread(lag.sample, consumer)
             records = await asyncio.to_thread(consumer.consume, size, POLL_TIMEOUT_SECONDS)
             if not records:
                 continue

@@ -17,7 +17,9 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from google.protobuf.message import DecodeError
 
-from gochat_site import errors
+from gochat_site import errors, metrics, tracing
+from gochat_site.logging import trace_id_var
+from messaging import delivery_trace
 from messaging.bus import BusRecord, downstream_topic, get_producer
 from messaging.gateway.envelopes import chat_message_from_model
 from messaging.models import Message
@@ -58,13 +60,23 @@ def _dead_letter(record: BusRecord, reason: str) -> None:
 
 
 def _process_one(record: BusRecord) -> None:
+    # The record's trace id is the current one while it is processed (logs, tasks, envelopes).
+    with tracing.bind(record.headers.get("trace_id", "")):
+        _process_record(record)
+
+
+def _process_record(record: BusRecord) -> None:
     try:
         upstream = pb.UpstreamMessage.FromString(record.value)
     except DecodeError:
         _dead_letter(record, "undecodable UpstreamMessage")
         return
     if not upstream.trace_id:
-        upstream.trace_id = record.headers.get("trace_id", "")
+        upstream.trace_id = tracing.current_trace_id()
+    elif upstream.trace_id != tracing.current_trace_id():
+        # The payload's id wins over a missing or different header; _process_one's bind
+        # restores the previous value afterwards.
+        trace_id_var.set(upstream.trace_id)
     if not upstream.gateway_id or not upstream.sender_id:
         _dead_letter(record, "UpstreamMessage without gateway_id or sender_id")
         return
@@ -81,6 +93,8 @@ def _process_one(record: BusRecord) -> None:
             "upstream_refused",
             extra={"code": exc.code, "sender_id": upstream.sender_id, "trace_id": upstream.trace_id},
         )
+        metrics.MESSAGES_REFUSED.labels(code=str(exc.code)).inc()
+        delivery_trace.record("refused", trace_id=upstream.trace_id, code=exc.code, reason=exc.message)
         transaction.on_commit(lambda: _refuse(upstream, exc.code, exc.message))
         return
     except DatabaseError:
@@ -92,13 +106,27 @@ def _process_one(record: BusRecord) -> None:
         transaction.on_commit(lambda: _refuse(upstream, errors.INTERNAL, "internal error"))
         return
     message = result.message
+    metrics.MESSAGES_PERSISTED.labels(duplicate=str(not result.created).lower()).inc()
+    delivery_trace.record(
+        "persisted",
+        trace_id=upstream.trace_id,
+        message_id=message.id,
+        conversation_id=message.conversation_id,
+        seq=message.seq,
+        duplicate=not result.created,
+    )
     # send_message has committed by now (it runs in autocommit mode here); on_commit keeps
     # "ack only after commit" true even if a caller ever wraps this in a transaction.
     # Ack before routing: on the sender's gateway the ack then precedes any new-message
     # of the same id, and the socket's de-dup memory drops that new-message.
     transaction.on_commit(lambda: _ack(upstream, message))
     transaction.on_commit(
-        lambda: route_message(message, trace_id=upstream.trace_id, sender_connection_id=upstream.connection_id)
+        lambda: route_message(
+            message,
+            trace_id=upstream.trace_id,
+            sender_connection_id=upstream.connection_id,
+            received_at_ms=upstream.received_at_ms,
+        )
     )
     if upstream.received_at_ms:
         logger.info(

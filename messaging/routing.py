@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.db import transaction
 
+from gochat_site import tracing
 from gochat_site.tasks_client import enqueue_task
-from messaging import cache
+from messaging import cache, delivery_trace
 from messaging.bus import downstream_topic, get_producer
 from messaging.gateway.envelopes import chat_message_from_model
 from messaging.models import Conversation, Message
@@ -41,7 +42,12 @@ def _produce(topic: str, envelope: pb.DownstreamMessage) -> None:
 
 
 def deliver_to_users(
-    message: Message, user_ids: Iterable[int], *, trace_id: str = "", skip_connection_id: str = ""
+    message: Message,
+    user_ids: Iterable[int],
+    *,
+    trace_id: str = "",
+    skip_connection_id: str = "",
+    received_at_ms: int = 0,
 ) -> list[int]:
     """Send new-message for `message` to every live socket of `user_ids`.
 
@@ -76,6 +82,7 @@ def deliver_to_users(
                 recipient_user_ids=recipients,
                 message=chat,
                 connection_id=skip_connection_id,
+                received_at_ms=received_at_ms,
             )
             _produce(downstream_topic(gateway_id), envelope)
     push_ids = offline
@@ -84,6 +91,15 @@ def deliver_to_users(
         push_ids = [u for u in offline if u != message.sender_id and u not in muted]
     if push_ids:
         enqueue_task("tasks.offline_push", message_id=message.id, user_ids=push_ids)
+    delivery_trace.record(
+        "routed",
+        trace_id=trace_id,
+        message_id=message.id,
+        gateways={gateway_id: len(recipients) for gateway_id, recipients in by_gateway.items()},
+        recipients=len(ids),
+        offline=len(offline),
+        push=len(push_ids),
+    )
     logger.info(
         "message_routed",
         extra={
@@ -99,7 +115,12 @@ def deliver_to_users(
 
 
 def route_message(
-    message: Message, *, trace_id: str = "", sender_connection_id: str = "", flush: bool = False
+    message: Message,
+    *,
+    trace_id: str = "",
+    sender_connection_id: str = "",
+    flush: bool = False,
+    received_at_ms: int = 0,
 ) -> None:
     """Deliver a persisted message to its conversation's members (the sender's other
     devices included) and enqueue its search indexing. Safe to call again for the same
@@ -108,12 +129,14 @@ def route_message(
     size = conversation.group.member_count if conversation.group is not None else 2
     if conversation.type == Conversation.Type.GROUP and size > settings.LARGE_GROUP_THRESHOLD:
         enqueue_task("tasks.large_group_fanout", message_id=message.id, trace_id=trace_id)
+        delivery_trace.record("fanout_enqueued", trace_id=trace_id, message_id=message.id, members=size)
     else:
         deliver_to_users(
             message,
             member_user_ids(conversation_id=conversation.id),
             trace_id=trace_id,
             skip_connection_id=sender_connection_id,
+            received_at_ms=received_at_ms,
         )
     enqueue_task("tasks.index_message", message_id=message.id)
     if flush:
@@ -129,6 +152,14 @@ def route_on_commit(message: Message, *, trace_id: str = "") -> None:
     """
 
     def route() -> None:
+        delivery_trace.record(
+            "persisted",
+            trace_id=trace_id,
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            seq=message.seq,
+            via="api",
+        )
         try:
             route_message(message, trace_id=trace_id, flush=True)
         except Exception:
@@ -143,6 +174,7 @@ def notify_read(*, user_id: int, conversation_id: int, seq: int, skip_connection
     gateways = {gw for conn, gw in connections.items() if conn != skip_connection_id}
     for gateway_id in gateways:
         envelope = pb.DownstreamMessage(
+            trace_id=tracing.current_trace_id(),
             kind=pb.DownstreamMessage.READ,
             recipient_user_ids=[user_id],
             connection_id=skip_connection_id,

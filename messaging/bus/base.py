@@ -43,4 +43,7 @@ class Consumer(Protocol):
     def assignment(self) -> list[tuple[str, int]]:
         """The (topic, partition) pairs this group member owns now (tests, diagnostics)."""
 
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Per owned partition: records after the group's committed offset (metrics)."""
+
     def close(self) -> None: ...

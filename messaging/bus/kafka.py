@@ -151,6 +151,20 @@ class KafkaConsumer:
         """The (topic, partition) pairs this member of the group owns right now."""
         return sorted((tp.topic, tp.partition) for tp in self._consumer.assignment())
 
+    def lag(self, timeout: float = 5.0) -> dict[tuple[str, int], int]:
+        """High watermark minus the group's committed offset, per owned partition
+        (two broker round trips: call it every few seconds, not per batch)."""
+        owned = self._consumer.assignment()
+        if not owned:
+            return {}
+        result: dict[tuple[str, int], int] = {}
+        for tp in self._consumer.committed(owned, timeout=timeout):
+            low, high = self._consumer.get_watermark_offsets(tp, timeout=timeout, cached=False)
+            # No commit yet (OFFSET_INVALID): the group starts at the earliest offset.
+            start = tp.offset if tp.offset >= 0 else low
+            result[(tp.topic, tp.partition)] = max(0, high - start)
+        return result
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True

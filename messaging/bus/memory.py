@@ -165,6 +165,11 @@ class MemoryBroker:
                 if tp in owned and position > group.committed.get(tp, 0):
                     group.committed[tp] = position
 
+    def lag(self, consumer: MemoryConsumer) -> dict[TopicPartition, int]:
+        with self._cond:
+            committed = self._groups.get(consumer.group_id, _Group()).committed
+            return {tp: len(self._topics[tp[0]][tp[1]]) - committed.get(tp, 0) for tp in consumer.positions}
+
     def committed(self, group_id: str, topic: str, partition: int) -> int:
         with self._cond:
             return self._groups.get(group_id, _Group()).committed.get((topic, partition), 0)
@@ -203,6 +208,9 @@ class MemoryConsumer:
     def assignment(self) -> list[tuple[str, int]]:
         """The (topic, partition) pairs this member of the group owns right now."""
         return self._broker.assignment(self)
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        return self._broker.lag(self)
 
     def close(self) -> None:
         if not self.closed:

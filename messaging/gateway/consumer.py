@@ -14,8 +14,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from gochat_site import errors
-from messaging import routing, services
+from gochat_site import errors, metrics, tracing
+from messaging import delivery_trace, routing, services
 from messaging.bus import get_producer
 from messaging.gateway import auth, loops, protocol
 from messaging.gateway.membership import check_member
@@ -27,6 +27,11 @@ from protos.gochat.v1 import envelopes_pb2 as pb
 
 logger = logging.getLogger(__name__)
 
+# Frame type label of each parsed command (metrics).
+_COMMAND_TYPES = {
+    protocol.SendMessage: "send-message", protocol.Sync: "sync", protocol.Read: "read", protocol.Ping: "ping"
+}
+
 # Message ids each socket remembers having received (send-ack or new-message). Routing is
 # at-least-once; this bounded memory is what keeps a socket from showing one twice.
 DELIVERED_MEMORY = 1024
@@ -36,6 +41,9 @@ def _read(*, user_id: int, conversation_id: int, seq: int, connection_id: str) -
     read_seq = services.mark_read(user_id=user_id, conversation_id=conversation_id, seq=seq)
     routing.notify_read(
         user_id=user_id, conversation_id=conversation_id, seq=read_seq, skip_connection_id=connection_id
+    )
+    delivery_trace.record(
+        "read", trace_id=tracing.current_trace_id(), conversation_id=conversation_id, user_id=str(user_id), seq=read_seq
     )
     return read_seq
 
@@ -64,6 +72,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         await self.accept()
         registry.add(self)
         self._registered = True
+        metrics.WS_CONNECTIONS.labels(gateway=settings.GATEWAY_ID).inc()
         await get_presence().aconnect(self.user_id, self.connection_id, settings.GATEWAY_ID)
         self._idle_task = asyncio.create_task(self._close_when_idle())
         logger.info("ws_connected", extra={"user_id": self.user_id, "connection_id": self.connection_id})
@@ -79,6 +88,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             return
         self._registered = False
         registry.remove(self)
+        metrics.WS_CONNECTIONS.labels(gateway=settings.GATEWAY_ID).dec()
         await get_presence().adisconnect(self.user_id, self.connection_id)
         logger.info(
             "ws_disconnected", extra={"user_id": self.user_id, "connection_id": self.connection_id, "code": code}
@@ -98,6 +108,11 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not self._registered:
             return
+        # Each frame starts a trace: its log lines, Kafka headers and envelopes carry it.
+        with tracing.bind(tracing.new_trace_id()):
+            await self._receive(text_data, bytes_data)
+
+    async def _receive(self, text_data: str | None, bytes_data: bytes | None) -> None:
         self._last_activity = time.monotonic()
         if not limiter.allow(self.user_id):
             await self.push_frame(
@@ -108,7 +123,12 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             return
         client_msg_id = None
         try:
-            command = protocol.parse_frame(text_data, binary=bytes_data is not None)
+            try:
+                command = protocol.parse_frame(text_data, binary=bytes_data is not None)
+            except errors.GoChatError:
+                metrics.WS_FRAMES_IN.labels(type="invalid").inc()
+                raise
+            metrics.WS_FRAMES_IN.labels(type=_COMMAND_TYPES.get(type(command), "other")).inc()
             if isinstance(command, protocol.SendMessage):
                 client_msg_id = command.client_msg_id
                 await self._on_send_message(command)
@@ -126,7 +146,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
 
     async def _on_send_message(self, command: protocol.SendMessage) -> None:
         await database_sync_to_async(check_member)(user_id=self.user_id, conversation_id=command.conversation_id)
-        trace_id = uuid.uuid4().hex
+        trace_id = tracing.current_trace_id() or tracing.new_trace_id()
         upstream = pb.UpstreamMessage(
             trace_id=trace_id,
             gateway_id=settings.GATEWAY_ID,
@@ -144,6 +164,16 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             upstream.SerializeToString(),
             key=str(command.conversation_id),
             headers={"trace_id": trace_id},
+        )
+        metrics.MESSAGES_ACCEPTED.inc()
+        delivery_trace.record(
+            "accepted",
+            trace_id=trace_id,
+            conversation_id=command.conversation_id,
+            sender_id=str(self.user_id),
+            client_msg_id=command.client_msg_id,
+            gateway=settings.GATEWAY_ID,
+            connection_id=self.connection_id,
         )
         logger.info(
             "ws_message_produced",
@@ -181,8 +211,11 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     async def push_frame(self, frame: dict[str, Any], *, delivered_id: int | None = None) -> None:
         if delivered_id is not None:
             self._remember(delivered_id)
+        metrics.WS_FRAMES_OUT.labels(type=frame["type"]).inc()
         await self.send(text_data=protocol.encode(frame))
 
     async def push_new_message(self, frame: dict[str, Any], *, message_id: int) -> None:
         if self._remember(message_id):
+            metrics.WS_FRAMES_OUT.labels(type=frame["type"]).inc()
+            metrics.MESSAGES_DELIVERED.inc()
             await self.send(text_data=protocol.encode(frame))

@@ -4,10 +4,15 @@ messaging.consumers_registry ("gateway-downstream") consumes and commits around 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
+
+from django.conf import settings
 
 from google.protobuf.message import DecodeError
 
+from gochat_site import metrics, tracing
+from messaging import delivery_trace
 from messaging.bus import BusRecord
 from messaging.gateway import protocol
 from messaging.gateway.envelopes import message_dict_from_pb
@@ -18,17 +23,35 @@ logger = logging.getLogger(__name__)
 Kind = pb.DownstreamMessage
 
 
+def _observe(envelope: pb.DownstreamMessage, kind: str, sockets: list[tuple[int, str]]) -> None:
+    """Latency metric and the delivery-trace event of one delivered envelope."""
+    # Gateway receive time when the envelope carries it, else the row's creation time.
+    started_ms = envelope.received_at_ms or envelope.message.created_at_ms
+    if started_ms:
+        metrics.DELIVERY_LATENCY.labels(kind=kind).observe(max(0.0, time.time() - started_ms / 1000))
+    delivery_trace.record(
+        "acked" if kind == "ack" else "delivered",
+        trace_id=envelope.trace_id,
+        message_id=envelope.message.id,
+        gateway=settings.GATEWAY_ID,
+        **delivery_trace.sockets_field(sockets),
+    )
+
+
 async def deliver_envelope(envelope: pb.DownstreamMessage) -> int:
     """Write one envelope to the local sockets it targets; return how many got a frame."""
     written = 0
     if envelope.kind == Kind.NEW_MESSAGE:
         frame = protocol.new_message_frame(message_dict_from_pb(envelope.message))
+        sockets: list[tuple[int, str]] = []
         for user_id in envelope.recipient_user_ids:
             for connection in registry.of_user(user_id):
                 if connection.connection_id == envelope.connection_id:
                     continue  # the sending socket: it has the send-ack
                 await connection.push_new_message(frame, message_id=envelope.message.id)
+                sockets.append((user_id, connection.connection_id))
                 written += 1
+        _observe(envelope, "new_message", sockets)
     elif envelope.kind == Kind.SEND_ACK:
         connection = registry.get(envelope.connection_id)
         if connection is not None:
@@ -42,6 +65,7 @@ async def deliver_envelope(envelope: pb.DownstreamMessage) -> int:
             )
             await connection.push_frame(frame, delivered_id=envelope.message.id)
             written += 1
+            _observe(envelope, "ack", [(connection.user_id, connection.connection_id)])
     elif envelope.kind == Kind.SEND_ERROR:
         connection = registry.get(envelope.connection_id)
         if connection is not None:
@@ -70,4 +94,5 @@ async def deliver_batch(records: Sequence[BusRecord]) -> None:
             # Nothing to retry: the envelope can never be read. Skip it, loudly.
             logger.error("downstream_bad_payload", extra={"topic": record.topic, "offset": record.offset})
             continue
-        await deliver_envelope(envelope)
+        with tracing.bind(envelope.trace_id):
+            await deliver_envelope(envelope)

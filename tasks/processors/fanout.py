@@ -18,6 +18,7 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
+from messaging import delivery_trace
 from messaging.bus import get_producer
 from messaging.models import Message
 from messaging.routing import deliver_to_users
@@ -65,11 +66,21 @@ def large_group_fanout(message_id: int, trace_id: str = "") -> dict[str, int]:
             if delay > 0:
                 time.sleep(delay)
         # The sender's own devices are included: they need the message on their other sockets.
-        offline += len(deliver_to_users(message, user_ids, trace_id=trace_id))
+        batch_offline = len(deliver_to_users(message, user_ids, trace_id=trace_id))
+        offline += batch_offline
         # Checkpoint only what the broker acknowledged (flush raises otherwise -> retry).
         producer.flush()
         cache.set(key, last_id, ttl)
         batches += 1
+        delivery_trace.record(
+            "fanout_batch",
+            trace_id=trace_id,
+            message_id=message_id,
+            batch=batches,
+            members=len(user_ids),
+            offline=batch_offline,
+            last_member_id=str(last_id),
+        )
         recipients += len(user_ids)
     cache.set(key, DONE, ttl)
     logger.info(

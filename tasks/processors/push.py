@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import random
 
+from gochat_site import tracing
+from messaging import delivery_trace
 from tasks.push.services import PushRetryLater, give_up, push_message
 from tasks.registry import processor
 
@@ -37,8 +39,27 @@ def offline_push(self, message_id: int, user_ids: list[int]) -> dict[str, int]:
     try:
         report = push_message(message_id=int(message_id), user_ids=[int(u) for u in user_ids])
     except PushRetryLater as exc:
+        delivery_trace.record(
+            "push_retry",
+            trace_id=tracing.current_trace_id(),
+            message_id=int(message_id),
+            attempt=self.request.retries + 1,
+            pending=exc.pending,
+            retry_after=exc.retry_after,
+        )
         if self.request.retries >= MAX_RETRIES:
             give_up(message_id=int(message_id), pending=exc.pending)
             return {"gave_up": exc.pending}
         raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries, exc.retry_after))
+    delivery_trace.record(
+        "push",
+        trace_id=tracing.current_trace_id(),
+        message_id=int(message_id),
+        attempt=self.request.retries + 1,
+        users=len(user_ids),
+        sent=report.sent,
+        failed=report.failed,
+        removed=report.removed,
+        collapsed=report.collapsed,
+    )
     return {"sent": report.sent, "failed": report.failed, "removed": report.removed, "collapsed": report.collapsed}

@@ -11,6 +11,8 @@ from datetime import date
 from django.core.cache import cache
 from django.utils import timezone
 
+from gochat_site import metrics
+
 STATS_TTL_DAYS = 8
 
 
@@ -32,6 +34,9 @@ def _add(kind: str, amount: int) -> None:
 def record(*, sent: int = 0, failed: int = 0) -> None:
     _add("sent", sent)
     _add("failed", failed)
+    # The same counts for Prometheus (per process, summed by the scrape).
+    metrics.PUSH_SENT.inc(max(sent, 0))
+    metrics.PUSH_FAILED.inc(max(failed, 0))
 
 
 def push_counts(day: date) -> tuple[int, int]:

@@ -1,0 +1,158 @@
+"""Prometheus metrics of every GoChat role, defined once here, and the /metrics view.
+
+One process (daphne gateway, run_logic, the task bridge): the default in-process
+registry. Several processes on one host that share a scrape target (Celery's prefork
+pool): set the environment variable PROMETHEUS_MULTIPROC_DIR to an empty directory that
+all of them can write; prometheus-client then keeps every value in per-process files and
+the view (or start_metrics_server) sums them. docs/observability.md lists every metric.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+logger = logging.getLogger(__name__)
+
+# --- gateway ------------------------------------------------------------------------------
+# livesum: in multiprocess mode a dead process's sockets drop out of the sum.
+WS_CONNECTIONS = Gauge(
+    "gochat_ws_connections", "Open WebSocket connections", ["gateway"], multiprocess_mode="livesum"
+)
+WS_FRAMES_IN = Counter("gochat_ws_frames_in_total", "Client frames received, by type", ["type"])
+WS_FRAMES_OUT = Counter("gochat_ws_frames_out_total", "Server frames written to sockets, by type", ["type"])
+MESSAGES_ACCEPTED = Counter(
+    "gochat_messages_accepted_total", "send-message frames validated and produced upstream by a gateway"
+)
+MESSAGES_DELIVERED = Counter(
+    "gochat_messages_delivered_total", "new-message frames written to recipient sockets by a gateway"
+)
+# Seconds from the gateway receiving send-message (received_at_ms of the envelopes) to a
+# frame of that message leaving a gateway: kind=ack for the sender, new_message for recipients.
+DELIVERY_LATENCY = Histogram(
+    "gochat_message_delivery_latency_seconds",
+    "Gateway receive -> frame written to a socket",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+
+# --- logic --------------------------------------------------------------------------------
+MESSAGES_PERSISTED = Counter(
+    "gochat_messages_persisted_total",
+    "Upstream messages the logic consumer stored (duplicate=true: an earlier copy was returned)",
+    ["duplicate"],
+)
+MESSAGES_REFUSED = Counter("gochat_messages_refused_total", "Upstream messages refused, by error code", ["code"])
+CONSUMER_LAG = Gauge(
+    "gochat_kafka_consumer_lag",
+    "Records not yet committed by a consumer group (high watermark - committed offset), "
+    "over the partitions this process owns",
+    ["consumer", "group"],
+    multiprocess_mode="livesum",
+)
+
+# --- tasks --------------------------------------------------------------------------------
+CELERY_TASKS = Counter("gochat_celery_tasks_total", "Celery task runs that ended, by task and state", ["task", "state"])
+CELERY_TASK_DURATION = Histogram(
+    "gochat_celery_task_duration_seconds",
+    "Celery task run time (one attempt)",
+    ["task"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+PUSH_SENT = Counter("gochat_push_sent_total", "Push notifications accepted by APNs/FCM")
+PUSH_FAILED = Counter("gochat_push_failed_total", "Push notifications that failed for good")
+
+# --- the delivery trace itself --------------------------------------------------------------
+TRACE_EVENTS_DROPPED = Counter(
+    "gochat_delivery_trace_dropped_total", "Delivery-trace events dropped (recorder queue full or store down)"
+)
+
+
+def set_consumer_lag(*, consumer: str, group: str, lag: Mapping[tuple[str, int], int]) -> None:
+    """Publish the lag a consumer sampled (per owned partition) as one number per group."""
+    CONSUMER_LAG.labels(consumer=consumer, group=group).set(sum(max(0, v) for v in lag.values()))
+
+
+# --- Celery: task counts and durations ------------------------------------------------------
+_task_started: dict[str, float] = {}
+_task_started_lock = threading.Lock()
+
+
+def _on_task_prerun(sender=None, task_id: str | None = None, **_: object) -> None:  # noqa: ANN001 - signal
+    with _task_started_lock:
+        _task_started[task_id or ""] = time.perf_counter()
+
+
+def _on_task_postrun(sender=None, task_id: str | None = None, state: str | None = None, **_: object) -> None:  # noqa: ANN001
+    with _task_started_lock:
+        started = _task_started.pop(task_id or "", None)
+    name = getattr(sender, "name", "") or "unknown"
+    CELERY_TASKS.labels(task=name, state=state or "UNKNOWN").inc()
+    if started is not None:
+        CELERY_TASK_DURATION.labels(task=name).observe(time.perf_counter() - started)
+
+
+def connect_celery_signals() -> None:
+    """Count and time every task this process runs (worker, or eager in the embedded default)."""
+    from celery.signals import task_postrun, task_prerun, worker_process_shutdown
+
+    task_prerun.connect(_on_task_prerun, dispatch_uid="gochat.metrics.task_prerun", weak=False)
+    task_postrun.connect(_on_task_postrun, dispatch_uid="gochat.metrics.task_postrun", weak=False)
+    worker_process_shutdown.connect(_mark_dead, dispatch_uid="gochat.metrics.process_dead", weak=False)
+
+
+def _mark_dead(pid: int | None = None, **_: object) -> None:
+    # A prefork child that exits must leave the livesum gauges, or its sockets/lag stay counted.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())
+
+
+# --- exposition -----------------------------------------------------------------------------
+def registry() -> CollectorRegistry:
+    """The registry to expose: the multiprocess aggregate when PROMETHEUS_MULTIPROC_DIR is set."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        collected = CollectorRegistry()
+        multiprocess.MultiProcessCollector(collected)
+        return collected
+    return REGISTRY
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """GET /metrics in the Prometheus text format."""
+    return HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
+
+
+_server_started = False
+
+
+def start_metrics_server() -> None:
+    """Serve /metrics on settings.METRICS_PORT from a process without HTTP (run_logic, the
+    task bridge, the Celery worker's main process); 0 leaves it off. Once per process."""
+    global _server_started
+    from django.conf import settings
+
+    port = settings.METRICS_PORT
+    if not port or _server_started:
+        return
+    from prometheus_client import start_http_server
+
+    start_http_server(port, registry=registry())
+    _server_started = True
+    logger.info("metrics_server_started", extra={"port": port})
