@@ -107,11 +107,18 @@ def _on_task_postrun(sender=None, task_id: str | None = None, state: str | None 
 
 def connect_celery_signals() -> None:
     """Count and time every task this process runs (worker, or eager in the embedded default)."""
-    from celery.signals import task_postrun, task_prerun, worker_process_shutdown
+    from celery.signals import task_postrun, task_prerun, worker_process_shutdown, worker_ready
 
     task_prerun.connect(_on_task_prerun, dispatch_uid="gochat.metrics.task_prerun", weak=False)
     task_postrun.connect(_on_task_postrun, dispatch_uid="gochat.metrics.task_postrun", weak=False)
     worker_process_shutdown.connect(_mark_dead, dispatch_uid="gochat.metrics.process_dead", weak=False)
+    # The worker's main process serves METRICS_PORT (with PROMETHEUS_MULTIPROC_DIR it sums
+    # the pool children, which do the work).
+    worker_ready.connect(_serve, dispatch_uid="gochat.metrics.worker_ready", weak=False)
+
+
+def _serve(**_: object) -> None:
+    start_metrics_server()
 
 
 def _mark_dead(pid: int | None = None, **_: object) -> None:
