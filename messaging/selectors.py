@@ -184,13 +184,6 @@ def conversation_summary(*, user_id: int, conversation_id: object) -> Conversati
     return _summaries(user_id, [member])[0]
 
 
-def user_by_username(*, username: str):
-    user = User.objects.filter(username=username, is_active=True).first()
-    if user is None:
-        raise NotFound("user not found")
-    return user
-
-
 def devices_of_user(*, user_id: int) -> list[Device]:
     """The caller's push devices, most recently seen first."""
     return list(Device.objects.filter(user_id=user_id).order_by("-last_seen", "-id"))

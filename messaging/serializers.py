@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.serializers import IdField, PublicUserSerializer, StrictCharField
 from messaging.models import Device, Message
 from messaging.selectors import ConversationSummary
 
@@ -19,40 +20,6 @@ SENDABLE_TYPES = [t for t in Message.Type.values if t != Message.Type.SYSTEM]
 
 
 @extend_schema_field(OpenApiTypes.STR)
-class IdField(serializers.Field):
-    """A 64-bit id: a string of digits in JSON; an integer is accepted on input."""
-
-    default_error_messages = {"invalid": "A valid id is required."}
-
-    def to_internal_value(self, data: Any) -> int:
-        # bool is an int subclass: `true` must not become id 1.
-        if isinstance(data, bool):
-            self.fail("invalid")
-        if isinstance(data, int):
-            value = data
-        elif isinstance(data, str) and data.strip().isdigit():
-            value = int(data.strip())
-        else:
-            self.fail("invalid")
-        if not 0 < value < 2**63:
-            self.fail("invalid")
-        return value
-
-    def to_representation(self, value: Any) -> str:
-        return str(value)
-
-
-class StrictCharField(serializers.CharField):
-    """A CharField that refuses numbers, lists and objects instead of stringifying them."""
-
-    default_error_messages = {"not_a_string": "A string is required."}
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("not_a_string")
-        return super().to_internal_value(data)
-
-
 # --- requests --------------------------------------------------------------------------
 
 class SendMessageSerializer(serializers.Serializer):
@@ -130,16 +97,6 @@ class UnreadSerializer(serializers.Serializer):
     conversations = UnreadEntrySerializer(many=True)
 
 
-class PeerSerializer(serializers.Serializer):
-    """The public face of a user: nothing private (no email, no flags)."""
-
-    id = IdField()
-    username = serializers.CharField()
-    nickname = serializers.CharField()
-    avatar = serializers.CharField()
-    status = serializers.CharField()
-
-
 class GroupRefSerializer(serializers.Serializer):
     id = IdField()
     name = serializers.CharField()
@@ -176,9 +133,9 @@ class ConversationSerializer(serializers.Serializer):
     def get_type(self, s: ConversationSummary) -> str:
         return s.conversation.type
 
-    @extend_schema_field(PeerSerializer(allow_null=True))
+    @extend_schema_field(PublicUserSerializer(allow_null=True))
     def get_peer(self, s: ConversationSummary) -> dict[str, Any] | None:
-        return PeerSerializer(s.peer).data if s.peer is not None else None
+        return PublicUserSerializer(s.peer).data if s.peer is not None else None
 
     @extend_schema_field(GroupRefSerializer(allow_null=True))
     def get_group(self, s: ConversationSummary) -> dict[str, Any] | None:

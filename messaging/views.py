@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gochat_site.logging import trace_id_var
+from accounts import selectors as account_selectors
 from messaging import routing, selectors, services
 from messaging.representations import message_dict
 from messaging.serializers import (
@@ -26,7 +27,7 @@ from messaging.serializers import (
     UnreadSerializer,
     UpdateConversationSerializer,
 )
-from messaging.throttles import SettingsScopedRateThrottle
+from accounts.throttles import SettingsScopedRateThrottle
 
 TAG_MESSAGES = ["messages"]
 TAG_CONVERSATIONS = ["conversations"]
@@ -129,7 +130,7 @@ class ConversationCreateView(APIView):
         data = _parse(CreateConversationSerializer, request.data)
         peer_id = data.get("user_id")
         if peer_id is None:
-            peer_id = selectors.user_by_username(username=data["username"]).id
+            peer_id = account_selectors.user_by_username(username=data["username"]).id
         conversation, created = services.get_or_create_single_conversation(user_id=request.user.id, peer_id=peer_id)
         summary = selectors.conversation_summary(user_id=request.user.id, conversation_id=conversation.id)
         return Response(_conversation_body(summary), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
