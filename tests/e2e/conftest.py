@@ -34,6 +34,8 @@ def stack_env(settings, kafka_bus, redis_presence, _close_async_db_connections):
     """
     from tests.harness.stack import env_from_settings
 
+    # Users made here only ever authenticate by token: skip the slow password hash.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     return env_from_settings
 
 

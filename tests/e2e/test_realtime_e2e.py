@@ -247,7 +247,7 @@ async def test_run_logic_killed_mid_stream_loses_nothing_acknowledged(gateways, 
         # A crash in the middle of the stream: no shutdown code, no final commit.
         await asyncio.to_thread(gateways.logic.kill, signal.SIGKILL)
         acked_before_restart = acked()
-        await asyncio.to_thread(gateways.stack.logic, "logic-2")
+        restarted = await asyncio.to_thread(gateways.stack.logic, "logic-2")
         await flowing
         assert acked_before_restart < 6 * per_sender, "the crash came after the last ack: nothing was tested"
 
@@ -276,6 +276,7 @@ async def test_run_logic_killed_mid_stream_loses_nothing_acknowledged(gateways, 
             synced = await _sync_all(client, conversation_of[user.id])
             assert {m["id"] for m in synced} == {acks[c]["message_id"] for c in sent[user.id] + sent[peer.id]}
 
+        assert restarted.count("upstream_processed") > 0, "the restarted run_logic took over nothing"
         for a, _ in pairs:
             assert await sync_to_async(_seqs_in_db)(conversation_of[a.id]) == list(range(1, 2 * per_sender + 1))
     finally:

@@ -299,7 +299,12 @@ class Stack:
             raise
 
     def stop(self) -> None:
-        """Stop every process still running, newest first (SIGTERM, then SIGKILL)."""
-        for proc in reversed(self.procs):
-            if proc.alive():
-                proc.stop()
+        """Stop every process still running (SIGTERM to all at once, SIGKILL after 20 s)."""
+        running = [proc for proc in reversed(self.procs) if proc.alive()]
+        for proc in running:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for proc in running:
+            proc.stop()
