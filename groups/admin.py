@@ -1,6 +1,7 @@
 """Django admin for groups. Membership edits here bypass groups.services (no member_count
 upkeep, no conversation sync), so members are shown read-only and edited through the API."""
 from django.contrib import admin
+from django.db import models
 
 from groups.models import Group, GroupMember
 
@@ -19,6 +20,8 @@ class GroupMemberInline(admin.TabularInline):
 
 @admin.register(Group)
 class GroupAdmin(admin.ModelAdmin):
+    # Avatars typed without a scheme are https (Django 6 behaviour, no warning).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("name", "owner", "member_count", "max_members", "created_at")
     list_select_related = ("owner",)
     search_fields = ("name",)
