@@ -213,6 +213,8 @@ KAFKA_TASK_DLQ_TOPIC = env_str("KAFKA_TASK_DLQ_TOPIC", "im-task-dlq")
 KAFKA_UPSTREAM_DLQ_TOPIC = env_str("KAFKA_UPSTREAM_DLQ_TOPIC", "im-upstream-dlq")
 KAFKA_LOGIC_GROUP = env_str("KAFKA_LOGIC_GROUP", "im-logic-group")
 KAFKA_TASK_BRIDGE_GROUP = env_str("KAFKA_TASK_BRIDGE_GROUP", "im-task-bridge-group")
+# Partitions of the task topic: the most task bridges that can consume side by side.
+KAFKA_TASK_PARTITIONS = env_int("KAFKA_TASK_PARTITIONS", 2)
 KAFKA_UPSTREAM_PARTITIONS = env_int("KAFKA_UPSTREAM_PARTITIONS", 4)
 # Real Kafka is fine with its defaults; the Tansu test broker needs a short session
 # timeout to let a consumer join in seconds, and a short fetch wait to answer promptly.
@@ -265,9 +267,17 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360)
 # acks_late tasks: a worker takes one message at a time, so a crash strands only that one.
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 1)
-# Redis broker only: an unacknowledged task (its worker died) is handed out again after
-# this many seconds. Keep it above the longest task's run time (CELERY_TASK_TIME_LIMIT).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+# Redis broker only (RabbitMQ re-queues at once when a worker's connection drops): an
+# unacknowledged task, whose worker died, is handed out again once it is older than the
+# visibility timeout; keep that above the longest task's run time (CELERY_TASK_TIME_LIMIT).
+# Workers look for such tasks every interval x throttle seconds, one at a time under a
+# Redis lock that expires after the mutex time if its holder died.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+    "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10),
+    "unacked_restore_throttle": env_int("CELERY_UNACKED_RESTORE_THROTTLE", 10),
+    "unacked_mutex_expire": env_int("CELERY_UNACKED_MUTEX_EXPIRE", 300),
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Our JSON log formatter stays in charge of the worker's log lines.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -1,0 +1,154 @@
+"""Fixtures of the im-task tests: a real Celery broker for the test process, big groups
+created in bulk, and draining bus topics."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from protos.gochat.v1 import envelopes_pb2 as pb
+
+
+@pytest.fixture
+def memory_bus(settings):
+    """The in-process bus and presence, fresh for this test (the embedded default)."""
+    from messaging.bus import reset_bus
+    from messaging.presence import reset_presence
+
+    settings.BUS_BACKEND = "memory"
+    settings.PRESENCE_BACKEND = "memory"
+    reset_bus()
+    reset_presence()
+    yield
+    reset_bus()
+    reset_presence()
+
+
+def _drop_connections(app) -> None:  # noqa: ANN001
+    # The connection and producer pools are bound to the broker URL of their first use
+    # (with an empty URL Celery's default is amqp://localhost); Celery has no public way
+    # to rebind them, so the test drops both and they are rebuilt from the new URL.
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def celery_broker(settings):
+    """Make this process publish tasks to a real broker instead of running them eagerly.
+
+    Queues are purged before and after, so no task of another test leaks in.
+    """
+    from gochat_site.celery import QUEUES, app
+    from tests.harness.celery_worker import test_broker_url
+
+    url = test_broker_url()
+    saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager")}
+    app.conf.update(broker_url=url, task_always_eager=False)
+    _drop_connections(app)
+
+    def purge() -> None:
+        from kombu import Exchange, Queue
+
+        if url.startswith("redis://"):
+            import redis
+
+            # The whole database is the tests' (a DB number of its own): besides the
+            # queues it holds the unacked tasks of killed workers and the restore lock.
+            client = redis.Redis.from_url(url)
+            client.flushdb()
+            client.close()
+            return
+        with app.connection_for_write() as conn:
+            channel = conn.default_channel
+            for name in QUEUES:
+                Queue(name, Exchange(name), routing_key=name)(channel).declare()
+                channel.queue_purge(name)
+
+    purge()
+    yield url
+    purge()
+    app.conf.update(saved)
+    _drop_connections(app)
+
+
+def queued_tasks(queue: str) -> list[tuple[str, dict]]:
+    """Take every task message waiting in `queue`: (task name, kwargs) pairs."""
+    from kombu import Exchange, Queue
+
+    from gochat_site.celery import app
+
+    found = []
+    with app.connection_for_write() as conn:
+        simple = conn.SimpleQueue(Queue(queue, Exchange(queue), routing_key=queue))
+        try:
+            while True:
+                try:
+                    message = simple.get(timeout=0.5)
+                except simple.Empty:
+                    break
+                _args, kwargs, _embed = message.decode()
+                found.append((message.headers["task"], kwargs))
+                message.ack()
+        finally:
+            simple.close()
+    return found
+
+
+@pytest.fixture
+def bulk_group(alice):
+    """bulk_group(n) -> (group, member ids sorted): n members (alice included), users
+    created in one INSERT (no password hashing), members through groups.services."""
+    from accounts.models import User
+    from groups.services import create_group
+
+    def factory(n: int, name: str = "big"):
+        stamp = time.monotonic_ns()
+        users = User.objects.bulk_create(
+            [User(username=f"{name}{stamp}_{i}", password="!") for i in range(n - 1)], batch_size=1000
+        )
+        ids = [u.id for u in users] or list(
+            User.objects.filter(username__startswith=f"{name}{stamp}_").values_list("id", flat=True)
+        )
+        group = create_group(owner_id=alice.id, name=name, member_ids=ids, max_members=max(n, 500))
+        return group, sorted([alice.id, *ids])
+
+    return factory
+
+
+def drain(topics: list[str], *, group_id: str = "", expect: Callable[[list], bool] | None = None, timeout: float = 60.0,
+          idle: float = 1.5) -> list:
+    """Read `topics` from the start until `expect(records)` holds and then nothing new
+    arrives for `idle` seconds (so extra records would be seen), or until timeout."""
+    import uuid
+
+    from messaging.bus import get_consumer
+
+    # A fresh group by default: it starts at the beginning of every topic and partition.
+    consumer = get_consumer(topics, group_id or f"test-reader-{uuid.uuid4().hex[:8]}")
+    records: list = []
+    deadline = time.monotonic() + timeout
+    last_new = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            batch = consumer.consume(500, 0.2)
+            if batch:
+                records.extend(batch)
+                last_new = time.monotonic()
+                continue
+            if (expect is None or expect(records)) and time.monotonic() - last_new >= idle:
+                break
+        if records:
+            consumer.commit()  # a later drain() of the same group sees only newer records
+    finally:
+        consumer.close()
+    return records
+
+
+def envelopes(records: list) -> list[tuple[str, pb.DownstreamMessage]]:
+    out = []
+    for record in records:
+        envelope = pb.DownstreamMessage()
+        envelope.ParseFromString(record.value)
+        out.append((record.topic, envelope))
+    return out
