@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import pytest
 
@@ -33,23 +34,20 @@ def _drop_connections(app) -> None:  # noqa: ANN001
     app.amqp._producer_pool = None
 
 
-@pytest.fixture
-def celery_broker(settings):
-    """Make this process publish tasks to a real broker instead of running them eagerly.
+@contextmanager
+def use_broker(url: str):
+    """This process publishes tasks to the broker at `url` instead of running them eagerly.
 
-    Queues are purged before and after, so no task of another test leaks in.
+    A Redis test database is emptied before and after, so no task of another test leaks
+    in. RabbitMQ queues are left alone: the server may be shared.
     """
-    from gochat_site.celery import QUEUES, app
-    from tests.harness.celery_worker import test_broker_url
+    from gochat_site.celery import app
 
-    url = test_broker_url()
     saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager")}
     app.conf.update(broker_url=url, task_always_eager=False)
     _drop_connections(app)
 
     def purge() -> None:
-        from kombu import Exchange, Queue
-
         if url.startswith("redis://"):
             import redis
 
@@ -58,18 +56,42 @@ def celery_broker(settings):
             client = redis.Redis.from_url(url)
             client.flushdb()
             client.close()
-            return
-        with app.connection_for_write() as conn:
-            channel = conn.default_channel
-            for name in QUEUES:
-                Queue(name, Exchange(name), routing_key=name)(channel).declare()
-                channel.queue_purge(name)
 
     purge()
-    yield url
-    purge()
-    app.conf.update(saved)
-    _drop_connections(app)
+    try:
+        yield url
+    finally:
+        purge()
+        app.conf.update(saved)
+        _drop_connections(app)
+
+
+@pytest.fixture
+def celery_broker():
+    """The tests' Redis broker (CELERY_TEST_BROKER_URL, default redis://127.0.0.1:6379/6)."""
+    from tests.harness.celery_worker import test_broker_url
+
+    with use_broker(test_broker_url()) as url:
+        yield url
+
+
+@pytest.fixture
+def rabbitmq_broker():
+    """A RabbitMQ broker (RABBITMQ_TEST_URL); skipped when none answers, failed under CI."""
+    import os
+
+    from kombu import Connection
+
+    url = os.environ.get("RABBITMQ_TEST_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    try:
+        with Connection(url, connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:  # noqa: BLE001 - any failure means "no RabbitMQ here"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"RabbitMQ at {url} is not reachable under CI=true: {exc}")
+        pytest.skip(f"RabbitMQ at {url} is not reachable (set RABBITMQ_TEST_URL): {exc}")
+    with use_broker(url) as url:
+        yield url
 
 
 def queued_tasks(queue: str) -> list[tuple[str, dict]]:
