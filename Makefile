@@ -9,8 +9,9 @@ PORT ?= 8000
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v "is ignored: it is neither" || true
-	$(PY) -c "import django, channels, confluent_kafka" 
+	@echo "installing requirements into $(VENV) (log: $(VENV)/pip.log)"
+	@$(VENV)/bin/pip install --disable-pip-version-check -r requirements-dev.txt > $(VENV)/pip.log 2>&1 \
+		|| (tail -n 40 $(VENV)/pip.log; exit 1)
 	touch $@
 
 install: $(VENV)/.installed
