@@ -24,6 +24,7 @@ seed: migrate
 
 # Embedded default: SQLite, in-process bus/presence/channel layer, eager Celery.
 run: seed
+	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 test: install
