@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Subquery
 from django.db.models.functions import Greatest, Least
 from django.utils import timezone
 
@@ -73,12 +73,24 @@ def send_message(
             conversation = Conversation.objects.select_for_update().filter(id=conversation_id).first()
             if conversation is None:
                 raise NotFound("conversation not found")
-            if not ConversationMember.objects.filter(conversation_id=conversation_id, user_id=sender_id).exists():
+            # One round trip for three answers: is the sender a member, was this
+            # client_msg_id seen before (checked under the lock: a concurrent repeat waits
+            # above and then sees the first), and the sender's name for routing.
+            member = (
+                ConversationMember.objects.filter(conversation_id=conversation_id, user_id=sender_id)
+                .select_related("user")
+                .only("id", "user", "user__username", "user__nickname")
+                .annotate(
+                    existing_id=Subquery(
+                        Message.objects.filter(sender_id=sender_id, client_msg_id=client_msg_id).values("id")[:1]
+                    )
+                )
+                .first()
+            )
+            if member is None:
                 raise NotAMember()
-            # Checked under the lock: a concurrent repeat waits above and then sees the first.
-            existing = Message.objects.filter(sender_id=sender_id, client_msg_id=client_msg_id).first()
-            if existing is not None:
-                return SendResult(existing, created=False)
+            if member.existing_id is not None:
+                return SendResult(Message.objects.get(id=member.existing_id), created=False)
             seq = conversation.last_seq + 1
             message = Message.objects.create(
                 conversation_id=conversation_id,
@@ -88,6 +100,8 @@ def send_message(
                 message_type=message_type,
                 content=content,
             )
+            # Routing and the gRPC reply name the sender; this spares them a query.
+            message.sender = member.user
             Conversation.objects.filter(id=conversation_id).update(
                 last_seq=seq,
                 last_message_id=message.id,
