@@ -15,7 +15,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+
+from tests.harness.stack import test_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEST_BROKER = "redis://127.0.0.1:6379/6"
@@ -47,20 +48,6 @@ def test_broker_url() -> str:
     return os.environ.get("CELERY_TEST_BROKER_URL", DEFAULT_TEST_BROKER)
 
 
-def database_url() -> str:
-    """URL of the database the test process is using right now (the test database)."""
-    from django.db import connection
-
-    db = connection.settings_dict
-    if db["ENGINE"] != "django.db.backends.postgresql":
-        raise RuntimeError("a worker subprocess needs PostgreSQL: mark the test @pytest.mark.postgres")
-    user = quote(db.get("USER") or "postgres")
-    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
-
-
 def child_env(broker_url: str, **overrides: object) -> dict[str, str]:
     """Environment of a child process that shares this test's services and settings."""
     from django.conf import settings
@@ -68,7 +55,7 @@ def child_env(broker_url: str, **overrides: object) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("TEST_DATABASE_NAME", None)
     env["DJANGO_SETTINGS_MODULE"] = "gochat_site.settings"
-    env["DATABASE_URL"] = database_url()
+    env["DATABASE_URL"] = test_database_url()
     env["CELERY_BROKER_URL"] = broker_url
     env["CELERY_TASK_ALWAYS_EAGER"] = "0"
     env["PYTHONUNBUFFERED"] = "1"
