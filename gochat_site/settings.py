@@ -245,13 +245,6 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKER_URL)
 CELERY_TASK_EAGER_PROPAGATES = env_bool("CELERY_TASK_EAGER_PROPAGATES", False)
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
-MESSAGE_RETENTION_DAYS = env_int("MESSAGE_RETENTION_DAYS", 0)  # 0 = keep forever
-ARCHIVE_DIR = env_str("ARCHIVE_DIR", str(BASE_DIR / "var" / "archive"))
-
-# --- gRPC (run_grpc) ----------------------------------------------------------------------
-GRPC_PORT = env_int("GRPC_PORT", 50051)
-# Threads serving calls; each holds at most one database connection at a time.
-GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 16)
 # Queues, routes, time limits and the beat schedule: docs/tasks.md.
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -293,10 +286,17 @@ FANOUT_BATCH_SIZE = env_int("FANOUT_BATCH_SIZE", 200)
 FANOUT_MAX_BATCHES_PER_SECOND = env_float("FANOUT_MAX_BATCHES_PER_SECOND", 0.0)
 # How long a fan-out's progress checkpoint outlives its last batch (redeliveries, retries).
 FANOUT_CHECKPOINT_TTL_SECONDS = env_int("FANOUT_CHECKPOINT_TTL_SECONDS", 86400)
-# Shared secret of the internal RepoService (metadata `authorization: Bearer <token>`).
-# No default: with it unset RepoService refuses every call.
+MESSAGE_RETENTION_DAYS = env_int("MESSAGE_RETENTION_DAYS", 0)  # 0 = keep forever
+ARCHIVE_DIR = env_str("ARCHIVE_DIR", str(BASE_DIR / "var" / "archive"))
 # Messages read, written and deleted per step of the archive job.
 ARCHIVE_BATCH_SIZE = env_int("ARCHIVE_BATCH_SIZE", 1000)
+
+# --- gRPC (run_grpc) ----------------------------------------------------------------------
+GRPC_PORT = env_int("GRPC_PORT", 50051)
+# Threads serving calls; each holds at most one database connection at a time.
+GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 16)
+# Shared secret of the internal RepoService (metadata `authorization: Bearer <token>`).
+# No default: with it unset RepoService refuses every call.
 GRPC_SERVICE_TOKEN = env_str("GRPC_SERVICE_TOKEN", "")
 
 # --- Push providers -----------------------------------------------------------------------
