@@ -75,7 +75,7 @@ def retry_failed_tasks(*, ids: list[int]) -> int:
     return sent
 
 
-def _push_key(kind: str, day: date) -> str:
+def push_counter_key(kind: str, day: date) -> str:
     return f"stats:push_{kind}:{day.isoformat()}"
 
 
@@ -84,7 +84,7 @@ def count_push(*, sent: int = 0, failed: int = 0, day: date | None = None) -> No
     day = day or timezone.now().date()
     for kind, amount in (("sent", sent), ("failed", failed)):
         if amount:
-            key = _push_key(kind, day)
+            key = push_counter_key(kind, day)
             # add() creates the key with its TTL; incr() then counts atomically.
             cache.add(key, 0, PUSH_COUNTER_TTL)
             try:
@@ -105,8 +105,8 @@ def compute_daily_stats(*, day: date | None = None) -> DailyStats:
             "messages": counts.messages,
             "active_users": counts.active_users,
             "groups": selectors.group_count_before(end=end),
-            "push_sent": int(cache.get(_push_key("sent", day)) or 0),
-            "push_failed": int(cache.get(_push_key("failed", day)) or 0),
+            "push_sent": int(cache.get(push_counter_key("sent", day)) or 0),
+            "push_failed": int(cache.get(push_counter_key("failed", day)) or 0),
         },
     )
     logger.info("daily_stats_computed", extra={"day": day.isoformat(), "messages": stats.messages})
