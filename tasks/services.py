@@ -15,17 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 
 from gochat_site.errors import InvalidParams
 from tasks import selectors
 from tasks.models import DailyStats, FailedTask
+from tasks.push import stats as push_stats
 
 logger = logging.getLogger(__name__)
 
 # Push counters live this long in the cache: past the daily_stats run of the next day.
-PUSH_COUNTER_TTL = 3 * 86400
 
 
 def _json_safe(value: Any) -> Any:
@@ -75,38 +74,21 @@ def retry_failed_tasks(*, ids: list[int]) -> int:
     return sent
 
 
-def push_counter_key(kind: str, day: date) -> str:
-    return f"stats:push_{kind}:{day.isoformat()}"
-
-
-def count_push(*, sent: int = 0, failed: int = 0, day: date | None = None) -> None:
-    """Add to today's push counters (the push processor calls it; daily_stats reads them)."""
-    day = day or timezone.now().date()
-    for kind, amount in (("sent", sent), ("failed", failed)):
-        if amount:
-            key = push_counter_key(kind, day)
-            # add() creates the key with its TTL; incr() then counts atomically.
-            cache.add(key, 0, PUSH_COUNTER_TTL)
-            try:
-                cache.incr(key, amount)
-            except ValueError:  # evicted between add and incr
-                cache.set(key, amount, PUSH_COUNTER_TTL)
-
-
 def compute_daily_stats(*, day: date | None = None) -> DailyStats:
     """Write the statistics of one UTC day (default: yesterday); running it again updates."""
     day = day or (timezone.now() - timedelta(days=1)).date()
     start = datetime.combine(day, time.min, tzinfo=dt_timezone.utc)
     end = start + timedelta(days=1)
     counts = selectors.message_counts_between(start=start, end=end)
+    push_sent, push_failed = push_stats.push_counts(day)
     stats, _ = DailyStats.objects.update_or_create(
         day=day,
         defaults={
             "messages": counts.messages,
             "active_users": counts.active_users,
             "groups": selectors.group_count_before(end=end),
-            "push_sent": int(cache.get(push_counter_key("sent", day)) or 0),
-            "push_failed": int(cache.get(push_counter_key("failed", day)) or 0),
+            "push_sent": push_sent,
+            "push_failed": push_failed,
         },
     )
     logger.info("daily_stats_computed", extra={"day": day.isoformat(), "messages": stats.messages})

@@ -20,10 +20,10 @@ def _key(day: date, kind: str) -> str:
     return f"push:stats:{day.isoformat()}:{kind}"
 
 
-def _add(kind: str, amount: int) -> None:
+def _add(kind: str, amount: int, day: date) -> None:
     if amount <= 0:
         return
-    key = _key(timezone.now().date(), kind)
+    key = _key(day, kind)
     cache.add(key, 0, timeout=STATS_TTL_DAYS * 86400)
     try:
         cache.incr(key, amount)
@@ -31,9 +31,11 @@ def _add(kind: str, amount: int) -> None:
         cache.set(key, amount, timeout=STATS_TTL_DAYS * 86400)
 
 
-def record(*, sent: int = 0, failed: int = 0) -> None:
-    _add("sent", sent)
-    _add("failed", failed)
+def record(*, sent: int = 0, failed: int = 0, day: date | None = None) -> None:
+    """Count notifications sent / failed (on `day`, default today UTC)."""
+    day = day or timezone.now().date()
+    _add("sent", sent, day)
+    _add("failed", failed, day)
     # The same counts for Prometheus (per process, summed by the scrape).
     metrics.PUSH_SENT.inc(max(sent, 0))
     metrics.PUSH_FAILED.inc(max(failed, 0))
@@ -42,3 +44,8 @@ def record(*, sent: int = 0, failed: int = 0) -> None:
 def push_counts(day: date) -> tuple[int, int]:
     """(sent, failed) notifications on `day` (UTC)."""
     return int(cache.get(_key(day, "sent")) or 0), int(cache.get(_key(day, "failed")) or 0)
+
+
+def forget(day: date) -> None:
+    """Drop a day's counters (tests start from zero on a shared Redis)."""
+    cache.delete_many([_key(day, "sent"), _key(day, "failed")])

@@ -105,11 +105,11 @@ def test_daily_stats_counts_one_day(single_chat, group_of, alice, bob):
     Group.objects.filter(id=group_of(3).id).update(created_at=timezone.now() - timedelta(days=2))
     group_of(3, name="made today")  # not counted for yesterday
     # The counters live in the cache, which outlives a test on Redis: start from zero.
-    from django.core.cache import cache
+    from tasks.push import stats as push_stats
 
-    cache.delete_many([services.push_counter_key(kind, yesterday) for kind in ("sent", "failed")])
-    services.count_push(sent=5, failed=1, day=yesterday)
-    services.count_push(sent=2, day=yesterday)
+    push_stats.forget(yesterday)
+    push_stats.record(sent=5, failed=1, day=yesterday)
+    push_stats.record(sent=2, day=yesterday)
 
     stats = services.compute_daily_stats()
 
