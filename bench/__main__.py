@@ -27,6 +27,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from bench import realtime
@@ -98,6 +99,7 @@ async def run_scenarios(
     *,
     pids: dict[str, int],
     profile: Profile | None = None,
+    settle: Callable[[], dict[str, Any]] | None = None,
 ) -> None:
     pool = data["pool"]
     steps = [s for s in sizes.socket_steps]
@@ -135,6 +137,9 @@ async def run_scenarios(
 
     group = data["group"]
     try:
+        # S1 leaves a backlog of search-index tasks; the group fan-out task would queue
+        # behind it on the one worker. S2 measures delivery on a settled stack.
+        backlog = settle() if settle is not None else {}
         s2 = await realtime.group_delivery(
             ws_url,
             owner=group["owner"],
@@ -142,7 +147,7 @@ async def run_scenarios(
             conversation_id=group["conversation_id"],
             rounds=sizes.group_rounds,
         )
-        report.add(mode, "s2_group", s2, params={"group_size": group["member_count"]})
+        report.add(mode, "s2_group", s2, params={"group_size": group["member_count"], "before": backlog})
     except Exception as exc:  # noqa: BLE001
         report.add_error(mode, "s2_group", _describe(exc))
 
@@ -206,6 +211,36 @@ def top_frames(raw: Path, limit: int = 15) -> list[dict[str, Any]]:
     return [{"frame": f, "share": round(c / total, 3)} for f, c in ranked[:limit]] if total else []
 
 
+CELERY_QUEUES = ("fanout", "push", "index", "default")
+
+
+def celery_backlog(client: Any) -> int:
+    """Tasks waiting in the Redis broker's queues (priority sub-queues included)."""
+    waiting = 0
+    for key in client.scan_iter(count=1000):
+        name = key.decode("latin-1")
+        if name.split("\x06\x16")[0] in CELERY_QUEUES and client.type(key) == b"list":
+            waiting += client.llen(key)
+    return waiting
+
+
+def wait_for_celery(redis_url: str, timeout: float = 300.0) -> dict[str, Any]:
+    """Wait until the worker has taken every queued task; say how many and how long."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        started = time.monotonic()
+        first = celery_backlog(client)
+        waiting = first
+        while waiting and time.monotonic() - started < timeout:
+            time.sleep(0.5)
+            waiting = celery_backlog(client)
+        return {"celery_backlog": first, "drained_in_s": round(time.monotonic() - started, 1), "left": waiting}
+    finally:
+        client.close()
+
+
 # --- modes ---------------------------------------------------------------------------------------
 
 
@@ -266,7 +301,17 @@ def production(report: Report, sizes: Sizes, logs: Path) -> None:
             profile = Profile(role, pid, logs, seconds=15)
         pids = {"gateway": gateway.pid, "logic": logic.pid, "worker": worker.pid, "kafka (tansu)": broker.process.pid}
         asyncio.run(
-            run_scenarios(report, "production", gateway.ws_url, gateway.pid, data, sizes, pids=pids, profile=profile)
+            run_scenarios(
+                report,
+                "production",
+                gateway.ws_url,
+                gateway.pid,
+                data,
+                sizes,
+                pids=pids,
+                profile=profile,
+                settle=lambda: wait_for_celery(redis_url),
+            )
         )
     finally:
         stack.stop()
@@ -303,6 +348,8 @@ def fanout(report: Report) -> None:
     entry: dict[str, Any] = {"returncode": result.returncode, "stdout": result.stdout[-20000:]}
     if result.returncode != 0:
         entry["stderr"] = result.stderr[-4000:]
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"fanout     FAILED (exit {result.returncode}): {last}", flush=True)
     for line in reversed(result.stdout.splitlines()):
         try:
             entry["result"] = json.loads(line)

@@ -92,6 +92,9 @@ def human_line(record: dict[str, Any]) -> str:
             f"(median of {m['rounds']} rounds; worst {m['last_member_max_ms']} ms, "
             f"median member {m['median_member_ms']} ms, missing {m['missing_deliveries']})"
         )
+        before = record["params"].get("before") or {}
+        if before.get("celery_backlog"):
+            text += f" after draining {before['celery_backlog']} queued tasks in {before['drained_in_s']} s"
     elif scenario == "s3_idle":
         steps = ", ".join(f"{s['sockets']} sockets: {s['kib_per_socket']} KiB each" for s in m["steps"])
         text = f"{steps} (gateway RSS {m['baseline_rss_mib']} -> {m['steps'][-1]['rss_mib']} MiB)"
