@@ -15,3 +15,8 @@ def user_by_username(*, username: str) -> User:
     if user is None:
         raise NotFound("user not found")
     return user
+
+
+def users_by_ids(*, user_ids: list[int]) -> dict[int, User]:
+    """Active users by id (missing or inactive ids are absent)."""
+    return {u.id: u for u in User.objects.filter(id__in=user_ids, is_active=True)}

@@ -187,3 +187,16 @@ def conversation_summary(*, user_id: int, conversation_id: object) -> Conversati
 def devices_of_user(*, user_id: int) -> list[Device]:
     """The caller's push devices, most recently seen first."""
     return list(Device.objects.filter(user_id=user_id).order_by("-last_seen", "-id"))
+
+
+def messages_by_ids(*, message_ids: list[int]) -> dict[int, Message]:
+    """Messages by id with their senders (for internal services; no membership check)."""
+    return {m.id: m for m in Message.objects.filter(id__in=message_ids).select_related("sender")}
+
+
+def conversation_by_id(*, conversation_id: int) -> Conversation:
+    """One conversation with its group (for internal services; no membership check)."""
+    conversation = Conversation.objects.select_related("group").filter(id=conversation_id).first()
+    if conversation is None:
+        raise NotFound("conversation not found")
+    return conversation

@@ -4,12 +4,12 @@ the ids they could not find instead of failing the whole batch."""
 from __future__ import annotations
 
 import grpc
-from django.contrib.auth import get_user_model
 
-from gochat_site.errors import InvalidParams, NotFound
+from accounts import selectors as account_selectors
+from gochat_site.errors import InvalidParams
 from groups import services as group_services
+from messaging import selectors
 from messaging.grpc import convert
-from messaging.models import Conversation, Message
 from protos.gochat.v1 import repo_pb2, repo_pb2_grpc
 
 # Largest batch one call may ask for; callers split bigger sets.
@@ -24,27 +24,10 @@ def _batch(ids: list[int], name: str) -> list[int]:
     return list(dict.fromkeys(ids))  # de-duplicated, request order kept
 
 
-# The reads below have no REST twin yet; they are primary-key lookups, kept next to
-# their only caller until another entry point needs them in a selectors module.
-def _users_by_ids(ids: list[int]) -> dict[int, object]:
-    return {u.id: u for u in get_user_model().objects.filter(id__in=ids, is_active=True)}
-
-
-def _messages_by_ids(ids: list[int]) -> dict[int, Message]:
-    return {m.id: m for m in Message.objects.filter(id__in=ids).select_related("sender")}
-
-
-def _conversation_by_id(conversation_id: int) -> Conversation:
-    conversation = Conversation.objects.select_related("group").filter(id=conversation_id).first()
-    if conversation is None:
-        raise NotFound("conversation not found")
-    return conversation
-
-
 class RepoServicer(repo_pb2_grpc.RepoServiceServicer):
     def GetUsers(self, request: repo_pb2.GetUsersRequest, context: grpc.ServicerContext) -> repo_pb2.GetUsersResponse:
         ids = _batch(list(request.user_ids), "user_ids")
-        found = _users_by_ids(ids)
+        found = account_selectors.users_by_ids(user_ids=ids)
         return repo_pb2.GetUsersResponse(
             users=[convert.user_info(found[i]) for i in ids if i in found],
             not_found_ids=[i for i in ids if i not in found],
@@ -54,7 +37,7 @@ class RepoServicer(repo_pb2_grpc.RepoServiceServicer):
         self, request: repo_pb2.GetMessagesRequest, context: grpc.ServicerContext
     ) -> repo_pb2.GetMessagesResponse:
         ids = _batch(list(request.message_ids), "message_ids")
-        found = _messages_by_ids(ids)
+        found = selectors.messages_by_ids(message_ids=ids)
         return repo_pb2.GetMessagesResponse(
             messages=[convert.chat_message(found[i]) for i in ids if i in found],
             not_found_ids=[i for i in ids if i not in found],
@@ -66,7 +49,7 @@ class RepoServicer(repo_pb2_grpc.RepoServiceServicer):
     def GetConversation(
         self, request: repo_pb2.GetConversationRequest, context: grpc.ServicerContext
     ) -> repo_pb2.ConversationInfo:
-        return convert.conversation_info(_conversation_by_id(request.conversation_id))
+        return convert.conversation_info(selectors.conversation_by_id(conversation_id=request.conversation_id))
 
     def GetOnlineStatus(
         self, request: repo_pb2.GetOnlineStatusRequest, context: grpc.ServicerContext
