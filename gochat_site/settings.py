@@ -235,6 +235,11 @@ WS_RATE_WINDOW_SECONDS = env_float("WS_RATE_WINDOW_SECONDS", 1.0)
 # A socket that sends nothing (not even ping) for this long is closed (code 4008).
 WS_IDLE_TIMEOUT_SECONDS = env_float("WS_IDLE_TIMEOUT_SECONDS", 120.0)
 LARGE_GROUP_THRESHOLD = env_int("LARGE_GROUP_THRESHOLD", 500)
+# Routing enqueues tasks.index_message per message only where the search backend needs it:
+# on PostgreSQL the GIN expression index is kept by the database at INSERT.
+SEARCH_INDEX_ON_WRITE = env_bool(
+    "SEARCH_INDEX_ON_WRITE", DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql"
+)
 GROUP_DEFAULT_MAX_MEMBERS = env_int("GROUP_DEFAULT_MAX_MEMBERS", 100000)
 HISTORY_MAX_LIMIT = env_int("HISTORY_MAX_LIMIT", 100)
 # Embedded default runs the logic loop as a task of the gateway's event loop.

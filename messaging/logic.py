@@ -23,7 +23,7 @@ from messaging import delivery_trace
 from messaging.bus import BusRecord, downstream_topic, get_producer
 from messaging.gateway.envelopes import chat_message_from_model
 from messaging.models import Message
-from messaging.routing import route_message
+from messaging.routing import ToRoute, route_messages
 from messaging.services import send_message
 from protos.gochat.v1 import envelopes_pb2 as pb
 
@@ -59,18 +59,20 @@ def _dead_letter(record: BusRecord, reason: str) -> None:
     logger.error("upstream_dead_lettered", extra={"reason": reason, "topic": record.topic, "offset": record.offset})
 
 
-def _process_one(record: BusRecord) -> None:
+def _process_one(record: BusRecord) -> ToRoute | None:
     # The record's trace id is the current one while it is processed (logs, tasks, envelopes).
     with tracing.bind(record.headers.get("trace_id", "")):
-        _process_record(record)
+        return _process_record(record)
 
 
-def _process_record(record: BusRecord) -> None:
+def _process_record(record: BusRecord) -> ToRoute | None:
+    """Persist one record and register its ack; the message to route, or None when the
+    record was refused or dead-lettered."""
     try:
         upstream = pb.UpstreamMessage.FromString(record.value)
     except DecodeError:
         _dead_letter(record, "undecodable UpstreamMessage")
-        return
+        return None
     if not upstream.trace_id:
         upstream.trace_id = tracing.current_trace_id()
     elif upstream.trace_id != tracing.current_trace_id():
@@ -79,7 +81,7 @@ def _process_record(record: BusRecord) -> None:
         trace_id_var.set(upstream.trace_id)
     if not upstream.gateway_id or not upstream.sender_id:
         _dead_letter(record, "UpstreamMessage without gateway_id or sender_id")
-        return
+        return None
     try:
         result = send_message(
             sender_id=upstream.sender_id,
@@ -96,7 +98,7 @@ def _process_record(record: BusRecord) -> None:
         metrics.MESSAGES_REFUSED.labels(code=str(exc.code)).inc()
         delivery_trace.record("refused", trace_id=upstream.trace_id, code=exc.code, reason=exc.message)
         transaction.on_commit(lambda: _refuse(upstream, exc.code, exc.message))
-        return
+        return None
     except DatabaseError:
         # The database is unreachable or failing: let the batch fail so its offsets are
         # not committed and it is consumed again once the database is back.
@@ -104,7 +106,7 @@ def _process_record(record: BusRecord) -> None:
     except Exception:
         logger.exception("upstream_failed", extra={"sender_id": upstream.sender_id, "trace_id": upstream.trace_id})
         transaction.on_commit(lambda: _refuse(upstream, errors.INTERNAL, "internal error"))
-        return
+        return None
     message = result.message
     metrics.MESSAGES_PERSISTED.labels(duplicate=str(not result.created).lower()).inc()
     delivery_trace.record(
@@ -117,17 +119,10 @@ def _process_record(record: BusRecord) -> None:
     )
     # send_message has committed by now (it runs in autocommit mode here); on_commit keeps
     # "ack only after commit" true even if a caller ever wraps this in a transaction.
-    # Ack before routing: on the sender's gateway the ack then precedes any new-message
-    # of the same id, and the socket's de-dup memory drops that new-message.
+    # Ack before routing (the batch is routed after its last record): on the sender's
+    # gateway the ack then precedes any new-message of the same id, and the socket's
+    # de-dup memory drops that new-message.
     transaction.on_commit(lambda: _ack(upstream, message))
-    transaction.on_commit(
-        lambda: route_message(
-            message,
-            trace_id=upstream.trace_id,
-            sender_connection_id=upstream.connection_id,
-            received_at_ms=upstream.received_at_ms,
-        )
-    )
     if upstream.received_at_ms:
         logger.info(
             "upstream_processed",
@@ -139,11 +134,20 @@ def _process_record(record: BusRecord) -> None:
                 "trace_id": upstream.trace_id,
             },
         )
+    return ToRoute(
+        message=message,
+        trace_id=upstream.trace_id,
+        sender_connection_id=upstream.connection_id,
+        received_at_ms=upstream.received_at_ms,
+    )
 
 
 def process_upstream_batch(records: Sequence[BusRecord]) -> None:
-    """Persist, acknowledge and route each upstream record, then flush the producer so
-    every ack and envelope is on the broker before the caller commits the offsets."""
-    for record in records:
-        _process_one(record)
+    """Persist and acknowledge each upstream record, route the persisted messages together
+    (one member read per conversation, one presence lookup for the whole batch), then
+    flush the producer so every ack and envelope is on the broker before the caller
+    commits the offsets."""
+    to_route = [item for item in (_process_one(record) for record in records) if item is not None]
+    # Routing waits for the commit of every message it carries (at once in autocommit).
+    transaction.on_commit(lambda: route_messages(to_route))
     get_producer().flush()

@@ -5,11 +5,17 @@ all its recipient ids (multicast), never one envelope per recipient. Groups abov
 LARGE_GROUP_THRESHOLD are handed to the Celery fan-out task, which calls
 deliver_to_users() batch by batch. Producing does not flush: the caller flushes once per
 batch (the logic loop before committing offsets), or passes flush=True.
+
+route_messages() routes a whole consume batch at once: each conversation's members and
+muted ids are read once and the presence of the union of all recipients is looked up
+once (in PRESENCE_BATCH_SIZE chunks), instead of once per message.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
@@ -41,40 +47,48 @@ def _produce(topic: str, envelope: pb.DownstreamMessage) -> None:
     get_producer().produce(topic, envelope.SerializeToString(), headers=headers)
 
 
-def deliver_to_users(
-    message: Message,
-    user_ids: Iterable[int],
-    *,
-    trace_id: str = "",
-    skip_connection_id: str = "",
-    received_at_ms: int = 0,
-) -> list[int]:
-    """Send new-message for `message` to every live socket of `user_ids`.
+Sessions = dict[int, dict[str, str]]  # user id -> {connection id: gateway id}
 
-    One presence round trip per PRESENCE_BATCH_SIZE users, one envelope per gateway.
-    Recipients with no live connection get an offline push (tasks.offline_push), except
-    the sender and members who muted the conversation; callers must not enqueue it again.
-    Returns the ids that had no live connection.
-    """
-    ids = [int(u) for u in user_ids]
+
+def _lookup(user_ids: Iterable[int]) -> Sessions:
+    """Live connections of `user_ids`: one presence round trip per PRESENCE_BATCH_SIZE users."""
+    ids = list(dict.fromkeys(int(u) for u in user_ids))
     presence = get_presence()
     batch = max(1, settings.PRESENCE_BATCH_SIZE)
+    sessions: Sessions = {}
+    for start in range(0, len(ids), batch):
+        sessions.update(presence.lookup(ids[start : start + batch]))
+    return sessions
+
+
+def _deliver(
+    message: Message,
+    ids: list[int],
+    sessions: Sessions,
+    *,
+    muted: set[int] | None,
+    sender_name: str | None,
+    trace_id: str,
+    skip_connection_id: str,
+    received_at_ms: int,
+) -> list[int]:
+    """Produce one envelope per gateway for `message` from already looked-up `sessions`
+    and enqueue the offline push; returns the ids without a live connection. `muted` and
+    `sender_name` are read here when the caller has not got them yet (None)."""
     by_gateway: dict[str, list[int]] = {}
     offline: list[int] = []
-    for start in range(0, len(ids), batch):
-        chunk = ids[start : start + batch]
-        sessions = presence.lookup(chunk)
-        for user_id in chunk:
-            connections = sessions.get(user_id)
-            if not connections:
-                offline.append(user_id)
-                continue
-            # The sending socket already has the message (send-ack); its other devices do not.
-            targets = {gw for conn, gw in connections.items() if conn != skip_connection_id}
-            for gateway_id in targets:
-                by_gateway.setdefault(gateway_id, []).append(user_id)
+    for user_id in ids:
+        connections = sessions.get(user_id)
+        if not connections:
+            offline.append(user_id)
+            continue
+        # The sending socket already has the message (send-ack); its other devices do not.
+        targets = {gw for conn, gw in connections.items() if conn != skip_connection_id}
+        for gateway_id in targets:
+            by_gateway.setdefault(gateway_id, []).append(user_id)
     if by_gateway:
-        chat = chat_message_from_model(message, sender_name=_sender_name(message))
+        name = sender_name if sender_name is not None else _sender_name(message)
+        chat = chat_message_from_model(message, sender_name=name)
         for gateway_id, recipients in by_gateway.items():
             envelope = pb.DownstreamMessage(
                 trace_id=trace_id,
@@ -87,7 +101,8 @@ def deliver_to_users(
             _produce(downstream_topic(gateway_id), envelope)
     push_ids = offline
     if offline:
-        muted = cache.muted_user_ids(message.conversation_id)
+        if muted is None:
+            muted = cache.muted_user_ids(message.conversation_id)
         push_ids = [u for u in offline if u != message.sender_id and u not in muted]
     if push_ids:
         enqueue_task("tasks.offline_push", message_id=message.id, user_ids=push_ids)
@@ -114,6 +129,101 @@ def deliver_to_users(
     return offline
 
 
+def deliver_to_users(
+    message: Message,
+    user_ids: Iterable[int],
+    *,
+    trace_id: str = "",
+    skip_connection_id: str = "",
+    received_at_ms: int = 0,
+) -> list[int]:
+    """Send new-message for `message` to every live socket of `user_ids`.
+
+    One presence round trip per PRESENCE_BATCH_SIZE users, one envelope per gateway.
+    Recipients with no live connection get an offline push (tasks.offline_push), except
+    the sender and members who muted the conversation; callers must not enqueue it again.
+    Returns the ids that had no live connection.
+    """
+    ids = [int(u) for u in user_ids]
+    return _deliver(
+        message,
+        ids,
+        _lookup(ids),
+        muted=None,
+        sender_name=None,
+        trace_id=trace_id,
+        skip_connection_id=skip_connection_id,
+        received_at_ms=received_at_ms,
+    )
+
+
+@dataclass(frozen=True)
+class ToRoute:
+    """A persisted message and where it came from (for the trace and the sender's socket)."""
+
+    message: Message
+    trace_id: str = ""
+    sender_connection_id: str = ""
+    received_at_ms: int = 0
+
+
+def route_messages(items: Sequence[ToRoute], *, flush: bool = False) -> None:
+    """Deliver persisted messages to their conversations' members (the senders' other
+    devices included) and enqueue their search indexing, reading each conversation's
+    members and muted ids once and looking up the presence of all recipients together.
+    Safe to call again for the same messages (at-least-once): gateways drop a new-message
+    a socket already had."""
+    if not items:
+        return
+    conversation_ids = {item.message.conversation_id for item in items}
+    conversations = Conversation.objects.select_related("group").in_bulk(conversation_ids)
+    members: dict[int, list[int]] = {}
+    for conversation in conversations.values():
+        size = conversation.group.member_count if conversation.group is not None else 2
+        if conversation.type == Conversation.Type.GROUP and size > settings.LARGE_GROUP_THRESHOLD:
+            continue  # fanned out per message by the task, never held in memory here
+        members[conversation.id] = member_user_ids(conversation_id=conversation.id)
+    sessions = _lookup(user_id for ids in members.values() for user_id in ids)
+    muted: dict[int, set[int]] = {}
+    names: dict[int, str] = {}
+    index_on_write = settings.SEARCH_INDEX_ON_WRITE
+    for item in items:
+        message = item.message
+        # Each message's trace id is the current one while it is routed (task headers, logs).
+        with tracing.bind(item.trace_id) if item.trace_id else contextlib.nullcontext():
+            if message.conversation_id not in members:
+                enqueue_task("tasks.large_group_fanout", message_id=message.id, trace_id=item.trace_id)
+                delivery_trace.record(
+                    "fanout_enqueued",
+                    trace_id=item.trace_id,
+                    message_id=message.id,
+                    members=conversations[message.conversation_id].group.member_count,
+                )
+            else:
+                ids = members[message.conversation_id]
+                # Muted ids only matter for offline members, so they are read on first need.
+                if message.conversation_id not in muted and any(not sessions.get(u) for u in ids):
+                    muted[message.conversation_id] = cache.muted_user_ids(message.conversation_id)
+                if message.sender_id not in names:
+                    names[message.sender_id] = _sender_name(message)
+                _deliver(
+                    message,
+                    ids,
+                    sessions,
+                    muted=muted.get(message.conversation_id, set()),
+                    sender_name=names[message.sender_id],
+                    trace_id=item.trace_id,
+                    skip_connection_id=item.sender_connection_id,
+                    received_at_ms=item.received_at_ms,
+                )
+            # The PostgreSQL backend's index is kept by the database itself; publishing a
+            # task that does nothing would cost a broker round trip per message.
+            if index_on_write:
+                enqueue_task("tasks.index_message", message_id=message.id)
+    if flush:
+        get_producer().flush()
+
+
 def route_message(
     message: Message,
     *,
@@ -122,25 +232,18 @@ def route_message(
     flush: bool = False,
     received_at_ms: int = 0,
 ) -> None:
-    """Deliver a persisted message to its conversation's members (the sender's other
-    devices included) and enqueue its search indexing. Safe to call again for the same
-    message (at-least-once): gateways drop a new-message a socket already had."""
-    conversation = Conversation.objects.select_related("group").get(id=message.conversation_id)
-    size = conversation.group.member_count if conversation.group is not None else 2
-    if conversation.type == Conversation.Type.GROUP and size > settings.LARGE_GROUP_THRESHOLD:
-        enqueue_task("tasks.large_group_fanout", message_id=message.id, trace_id=trace_id)
-        delivery_trace.record("fanout_enqueued", trace_id=trace_id, message_id=message.id, members=size)
-    else:
-        deliver_to_users(
-            message,
-            member_user_ids(conversation_id=conversation.id),
-            trace_id=trace_id,
-            skip_connection_id=sender_connection_id,
-            received_at_ms=received_at_ms,
-        )
-    enqueue_task("tasks.index_message", message_id=message.id)
-    if flush:
-        get_producer().flush()
+    """Deliver one persisted message (REST, gRPC): route_messages() with a batch of one."""
+    route_messages(
+        [
+            ToRoute(
+                message=message,
+                trace_id=trace_id,
+                sender_connection_id=sender_connection_id,
+                received_at_ms=received_at_ms,
+            )
+        ],
+        flush=flush,
+    )
 
 
 def route_on_commit(message: Message, *, trace_id: str = "") -> None:

@@ -1,0 +1,103 @@
+"""Batch routing: the logic loop routes a consumed batch together — one member read per
+conversation and one presence lookup for all recipients — and every recipient still gets
+every message exactly once, the sending socket none."""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import pytest
+
+from messaging import routing
+from messaging.bus import downstream_topic
+from messaging.logic import process_upstream_batch
+from messaging.models import Message
+from messaging.presence import get_presence
+from messaging.tests.test_logic import GATEWAY, envelopes, fresh_bus, produce_and_take, upstream  # noqa: F401
+from protos.gochat.v1 import envelopes_pb2 as pb
+
+
+def _team(alice, bob, carol, group_of):
+    from groups.services import add_members
+
+    group = group_of(1)
+    add_members(group_id=group.id, actor_id=alice.id, user_ids=[bob.id, carol.id])
+    return group.conversation
+
+
+def _new_messages(topic: str) -> Counter:
+    """(message id, recipient id) -> how many times the gateway was told to deliver it."""
+    seen: Counter = Counter()
+    for envelope in envelopes(topic):
+        if envelope.kind == pb.DownstreamMessage.NEW_MESSAGE:
+            seen.update((envelope.message.id, user_id) for user_id in envelope.recipient_user_ids)
+    return seen
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_is_routed_with_one_presence_lookup_and_one_member_read_per_conversation(
+    alice, bob, carol, single_chat, group_of, settings, monkeypatch, fresh_bus
+):
+    settings.PRESENCE_BATCH_SIZE = 200
+    team = _team(alice, bob, carol, group_of)
+    presence = get_presence()
+    presence.connect(alice.id, "conn-1", GATEWAY)  # the sending socket
+    presence.connect(alice.id, "alice-laptop", "gw-two")
+    presence.connect(bob.id, "bob-phone", "gw-one")
+    presence.connect(carol.id, "carol-phone", "gw-two")
+    lookups: list[list[int]] = []
+    real_lookup = presence.lookup
+    monkeypatch.setattr(presence, "lookup", lambda ids: lookups.append(list(ids)) or real_lookup(ids))
+    member_reads: list[int] = []
+    real_members = routing.member_user_ids
+    monkeypatch.setattr(
+        routing,
+        "member_user_ids",
+        lambda *, conversation_id: member_reads.append(conversation_id) or real_members(conversation_id=conversation_id),
+    )
+
+    batch = [upstream(alice, team, client_msg_id=f"team-{n}", content=f"team {n}") for n in range(6)]
+    batch += [upstream(alice, single_chat, client_msg_id=f"pair-{n}", content=f"pair {n}") for n in range(3)]
+    process_upstream_batch(produce_and_take(*batch))
+
+    assert len(lookups) == 1
+    assert sorted(lookups[0]) == sorted({alice.id, bob.id, carol.id})
+    assert sorted(member_reads) == sorted([team.id, single_chat.id])
+
+    team_ids = list(Message.objects.filter(conversation=team).order_by("seq").values_list("id", flat=True))
+    pair_ids = list(Message.objects.filter(conversation=single_chat).order_by("seq").values_list("id", flat=True))
+    assert len(team_ids) == 6 and len(pair_ids) == 3
+    # Bob is in both conversations, carol only in the team; alice's laptop gets all of
+    # her messages, her sending socket (on GATEWAY) only acks.
+    assert _new_messages(downstream_topic("gw-one")) == Counter({(m, bob.id): 1 for m in team_ids + pair_ids})
+    assert _new_messages(downstream_topic("gw-two")) == Counter(
+        {**{(m, carol.id): 1 for m in team_ids}, **{(m, alice.id): 1 for m in team_ids + pair_ids}}
+    )
+    sender_side = envelopes(downstream_topic(GATEWAY))
+    assert [e.kind for e in sender_side] == [pb.DownstreamMessage.SEND_ACK] * 9
+    assert sorted(e.message.id for e in sender_side) == sorted(team_ids + pair_ids)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("index_on_write", [True, False])
+def test_index_task_is_enqueued_only_when_the_search_backend_needs_it(
+    alice, single_chat, settings, caplog, fresh_bus, index_on_write
+):
+    settings.SEARCH_INDEX_ON_WRITE = index_on_write
+    batch = [upstream(alice, single_chat, client_msg_id=f"ix-{n}") for n in range(3)]
+    with caplog.at_level(logging.INFO):
+        process_upstream_batch(produce_and_take(*batch))
+    indexed = [
+        r.task_kwargs["message_id"]
+        for r in caplog.records
+        if r.getMessage() in {"task_enqueued", "task_not_registered"} and getattr(r, "task", "") == "tasks.index_message"
+    ]
+    expected = list(Message.objects.filter(conversation=single_chat).order_by("seq").values_list("id", flat=True))
+    assert indexed == (expected if index_on_write else [])
+
+
+def test_search_index_on_write_defaults_off_on_postgresql_only():
+    from django.conf import settings
+    from django.db import connection
+
+    assert settings.SEARCH_INDEX_ON_WRITE is (connection.vendor != "postgresql")
