@@ -9,10 +9,16 @@ from typing import Any
 from messaging.models import Message
 
 
+def loaded_sender_name(message: Message) -> str:
+    """The sender's display name if the sender row is already loaded (select_related, or
+    set by send_message), else "": never a query."""
+    if "sender" in message._state.fields_cache:
+        return message.sender.display_name
+    return ""
+
+
 def message_dict(message: Message) -> dict[str, Any]:
-    sender_name = ""
-    if "sender" in message._state.fields_cache:  # loaded by select_related: no extra query
-        sender_name = message.sender.display_name
+    sender_name = loaded_sender_name(message)
     return {
         "id": str(message.id),
         "conversation_id": str(message.conversation_id),

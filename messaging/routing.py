@@ -27,6 +27,7 @@ from messaging.bus import downstream_topic, get_producer
 from messaging.gateway.envelopes import chat_message_from_model
 from messaging.models import Conversation, Message
 from messaging.presence import get_presence
+from messaging.representations import loaded_sender_name
 from messaging.selectors import member_user_ids
 from protos.gochat.v1 import envelopes_pb2 as pb
 
@@ -34,11 +35,12 @@ logger = logging.getLogger(__name__)
 
 
 def _sender_name(message: Message) -> str:
-    sender = message.sender if "sender" in message._state.fields_cache else None
-    if sender is None:
-        from django.contrib.auth import get_user_model
+    name = loaded_sender_name(message)
+    if name or "sender" in message._state.fields_cache:
+        return name
+    from django.contrib.auth import get_user_model
 
-        sender = get_user_model().objects.filter(id=message.sender_id).only("username", "nickname").first()
+    sender = get_user_model().objects.filter(id=message.sender_id).only("username", "nickname").first()
     return sender.display_name if sender is not None else ""
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from django.core.exceptions import ObjectDoesNotExist
 
 from messaging.gateway.envelopes import chat_message_from_model
+from messaging.representations import loaded_sender_name
 from protos.gochat.v1 import envelopes_pb2, repo_pb2
 
 
@@ -21,10 +22,7 @@ def user_info(user) -> repo_pb2.UserInfo:  # noqa: ANN001 - accounts.User
 
 def chat_message(message) -> envelopes_pb2.ChatMessage:  # noqa: ANN001 - messaging.Message
     """The same ChatMessage the Kafka envelopes carry (messaging/gateway/envelopes.py)."""
-    sender_name = ""
-    if "sender" in message._state.fields_cache:  # loaded by select_related: no extra query
-        sender_name = message.sender.display_name
-    return chat_message_from_model(message, sender_name=sender_name)
+    return chat_message_from_model(message, sender_name=loaded_sender_name(message))
 
 
 def group_info(group) -> repo_pb2.GroupInfo:  # noqa: ANN001 - groups.Group
