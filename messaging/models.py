@@ -80,7 +80,12 @@ class Message(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["conversation", "seq"], name="uniq_message_conversation_seq"),
-            models.UniqueConstraint(fields=["sender", "client_msg_id"], name="uniq_message_sender_client_id"),
+            # The idempotency key is scoped per conversation (as Matrix scopes txnId per
+            # room): a client_msg_id reused in another conversation is a new message,
+            # never answered with the first conversation's one.
+            models.UniqueConstraint(
+                fields=["conversation", "sender", "client_msg_id"], name="uniq_message_conversation_sender_client_id"
+            ),
         ]
 
     def __str__(self) -> str:
