@@ -56,6 +56,13 @@ MESSAGES_PERSISTED = Counter(
     ["duplicate"],
 )
 MESSAGES_REFUSED = Counter("gochat_messages_refused_total", "Upstream messages refused, by error code", ["code"])
+# Seconds a record waited between the gateway and the logic (received_at_ms to persisted):
+# the queueing in front of the logic, once a log line per message, now a histogram.
+GATEWAY_TO_LOGIC_SECONDS = Histogram(
+    "gochat_gateway_to_logic_seconds",
+    "Gateway receive -> persisted by the logic consumer",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
 CONSUMER_LAG = Gauge(
     "gochat_kafka_consumer_lag",
     "Records not yet committed by a consumer group (high watermark - committed offset), "

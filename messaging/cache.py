@@ -27,20 +27,12 @@ def forget_muted(conversation_id: int) -> None:
     cache.delete(_muted_key(conversation_id))
 
 
-MEMBERSHIP_TTL_SECONDS = 60
+def forget_members(*, conversation_id: int, user_ids: list[int] | None) -> None:
+    """Members left a conversation (None: any of them may have): once the change commits,
+    every gateway drops its cached "is a member" answers (messaging/gateway/membership.py)."""
+    from django.db import transaction
 
+    from messaging.gateway import membership
 
-def _member_key(user_id: int, conversation_id: int) -> str:
-    return f"conv:{conversation_id}:member:{user_id}"
-
-
-def is_known_member(*, user_id: int, conversation_id: int) -> bool:
-    return bool(cache.get(_member_key(user_id, conversation_id)))
-
-
-def remember_member(*, user_id: int, conversation_id: int) -> None:
-    cache.set(_member_key(user_id, conversation_id), 1, MEMBERSHIP_TTL_SECONDS)
-
-
-def forget_members(*, conversation_id: int, user_ids: list[int]) -> None:
-    cache.delete_many([_member_key(u, conversation_id) for u in user_ids])
+    ids = None if user_ids is None else list(user_ids)
+    transaction.on_commit(lambda: membership.invalidate(conversation_id=conversation_id, user_ids=ids))

@@ -18,13 +18,12 @@ from django.db import DatabaseError, transaction
 from google.protobuf.message import DecodeError
 
 from gochat_site import errors, metrics, tracing
-from gochat_site.logging import trace_id_var
 from messaging import delivery_trace
 from messaging.bus import BusRecord, downstream_topic, get_producer
 from messaging.gateway.envelopes import chat_message_from_model
 from messaging.models import Message
 from messaging.routing import ToRoute, route_messages
-from messaging.services import send_message
+from messaging.services import SendOutcome, SendRequest, send_messages
 from protos.gochat.v1 import envelopes_pb2 as pb
 
 logger = logging.getLogger(__name__)
@@ -59,95 +58,127 @@ def _dead_letter(record: BusRecord, reason: str) -> None:
     logger.error("upstream_dead_lettered", extra={"reason": reason, "topic": record.topic, "offset": record.offset})
 
 
-def _process_one(record: BusRecord) -> ToRoute | None:
-    # The record's trace id is the current one while it is processed (logs, tasks, envelopes).
-    with tracing.bind(record.headers.get("trace_id", "")):
-        return _process_record(record)
-
-
-def _process_record(record: BusRecord) -> ToRoute | None:
-    """Persist one record and register its ack; the message to route, or None when the
-    record was refused or dead-lettered."""
+def _decode(record: BusRecord) -> pb.UpstreamMessage | None:
+    """The record's UpstreamMessage, or None once it has been dead-lettered."""
     try:
         upstream = pb.UpstreamMessage.FromString(record.value)
     except DecodeError:
         _dead_letter(record, "undecodable UpstreamMessage")
         return None
     if not upstream.trace_id:
-        upstream.trace_id = tracing.current_trace_id()
-    elif upstream.trace_id != tracing.current_trace_id():
-        # The payload's id wins over a missing or different header; _process_one's bind
-        # restores the previous value afterwards.
-        trace_id_var.set(upstream.trace_id)
+        # The payload's id wins over the header; the header is the fallback.
+        upstream.trace_id = record.headers.get("trace_id", "") or tracing.new_trace_id()
     if not upstream.gateway_id or not upstream.sender_id:
         _dead_letter(record, "UpstreamMessage without gateway_id or sender_id")
         return None
+    return upstream
+
+
+def _request(upstream: pb.UpstreamMessage) -> SendRequest:
+    return SendRequest(
+        sender_id=upstream.sender_id,
+        conversation_id=upstream.conversation_id,
+        content=upstream.content,
+        client_msg_id=upstream.client_msg_id,
+        message_type=upstream.message_type,
+    )
+
+
+def _send_one_by_one(upstreams: Sequence[pb.UpstreamMessage]) -> list[SendOutcome]:
+    """The fallback when the batch failed on something other than the database: each
+    record alone, so a record that trips a bug is refused (1004) and the rest are stored."""
+    outcomes: list[SendOutcome] = []
+    for upstream in upstreams:
+        try:
+            outcomes.extend(send_messages([_request(upstream)]))
+        except DatabaseError:
+            raise
+        except Exception:
+            logger.exception("upstream_failed", extra={"sender_id": upstream.sender_id, "trace_id": upstream.trace_id})
+            outcomes.append(errors.GoChatError("internal error"))
+    return outcomes
+
+
+def _persist(upstreams: Sequence[pb.UpstreamMessage]) -> list[SendOutcome]:
     try:
-        result = send_message(
-            sender_id=upstream.sender_id,
-            conversation_id=upstream.conversation_id,
-            content=upstream.content,
-            client_msg_id=upstream.client_msg_id,
-            message_type=upstream.message_type,
-        )
-    except errors.GoChatError as exc:
-        logger.info(
-            "upstream_refused",
-            extra={"code": exc.code, "sender_id": upstream.sender_id, "trace_id": upstream.trace_id},
-        )
-        metrics.MESSAGES_REFUSED.labels(code=str(exc.code)).inc()
-        delivery_trace.record("refused", trace_id=upstream.trace_id, code=exc.code, reason=exc.message)
-        transaction.on_commit(lambda: _refuse(upstream, exc.code, exc.message))
-        return None
+        return send_messages([_request(upstream) for upstream in upstreams])
     except DatabaseError:
         # The database is unreachable or failing: let the batch fail so its offsets are
         # not committed and it is consumed again once the database is back.
         raise
     except Exception:
-        logger.exception("upstream_failed", extra={"sender_id": upstream.sender_id, "trace_id": upstream.trace_id})
-        transaction.on_commit(lambda: _refuse(upstream, errors.INTERNAL, "internal error"))
-        return None
-    message = result.message
-    metrics.MESSAGES_PERSISTED.labels(duplicate=str(not result.created).lower()).inc()
-    delivery_trace.record(
-        "persisted",
-        trace_id=upstream.trace_id,
-        message_id=message.id,
-        conversation_id=message.conversation_id,
-        seq=message.seq,
-        duplicate=not result.created,
-    )
-    # send_message has committed by now (it runs in autocommit mode here); on_commit keeps
-    # "ack only after commit" true even if a caller ever wraps this in a transaction.
-    # Ack before routing (the batch is routed after its last record): on the sender's
-    # gateway the ack then precedes any new-message of the same id, and the socket's
-    # de-dup memory drops that new-message.
-    transaction.on_commit(lambda: _ack(upstream, message))
-    if upstream.received_at_ms:
-        logger.info(
-            "upstream_processed",
-            extra={
-                "message_id": message.id,
-                "seq": message.seq,
-                "duplicate": not result.created,
-                "gateway_to_logic_ms": int(time.time() * 1000) - upstream.received_at_ms,
-                "trace_id": upstream.trace_id,
-            },
+        logger.exception("upstream_batch_failed", extra={"records": len(upstreams)})
+        return _send_one_by_one(upstreams)
+
+
+def _answer(upstreams: Sequence[pb.UpstreamMessage], outcomes: Sequence[SendOutcome]) -> list[ToRoute]:
+    """Record each outcome (metrics, trace), register its ack or refusal, and return the
+    messages to route."""
+    to_route: list[ToRoute] = []
+    replies: list[tuple[pb.UpstreamMessage, SendOutcome]] = []
+    created = duplicates = 0
+    for upstream, outcome in zip(upstreams, outcomes):
+        replies.append((upstream, outcome))
+        if isinstance(outcome, errors.GoChatError):
+            metrics.MESSAGES_REFUSED.labels(code=str(outcome.code)).inc()
+            logger.info(
+                "upstream_refused",
+                extra={"code": outcome.code, "sender_id": upstream.sender_id, "trace_id": upstream.trace_id},
+            )
+            delivery_trace.record("refused", trace_id=upstream.trace_id, code=outcome.code, reason=outcome.message)
+            continue
+        message = outcome.message
+        if outcome.created:
+            created += 1
+        else:
+            duplicates += 1
+        delivery_trace.record(
+            "persisted",
+            trace_id=upstream.trace_id,
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            seq=message.seq,
+            duplicate=not outcome.created,
         )
-    return ToRoute(
-        message=message,
-        trace_id=upstream.trace_id,
-        sender_connection_id=upstream.connection_id,
-        received_at_ms=upstream.received_at_ms,
-    )
+        if upstream.received_at_ms:
+            metrics.GATEWAY_TO_LOGIC_SECONDS.observe(max(0.0, time.time() - upstream.received_at_ms / 1000))
+        to_route.append(
+            ToRoute(
+                message=message,
+                trace_id=upstream.trace_id,
+                sender_connection_id=upstream.connection_id,
+                received_at_ms=upstream.received_at_ms,
+            )
+        )
+    if created:
+        metrics.MESSAGES_PERSISTED.labels(duplicate="false").inc(created)
+    if duplicates:
+        metrics.MESSAGES_PERSISTED.labels(duplicate="true").inc(duplicates)
+
+    def send_replies() -> None:
+        # Acks go before routing: on the sender's gateway the ack then precedes any
+        # new-message of the same id, and the socket's de-dup memory drops that one.
+        for upstream, outcome in replies:
+            if isinstance(outcome, errors.GoChatError):
+                _refuse(upstream, outcome.code, outcome.message)
+            else:
+                _ack(upstream, outcome.message)
+
+    # send_messages has committed by now (the loop runs in autocommit mode); on_commit
+    # keeps "ack only after commit" true even if a caller wraps this in a transaction.
+    transaction.on_commit(send_replies)
+    return to_route
 
 
 def process_upstream_batch(records: Sequence[BusRecord]) -> None:
-    """Persist and acknowledge each upstream record, route the persisted messages together
-    (one member read per conversation, one presence lookup for the whole batch), then
-    flush the producer so every ack and envelope is on the broker before the caller
-    commits the offsets."""
-    to_route = [item for item in (_process_one(record) for record in records) if item is not None]
-    # Routing waits for the commit of every message it carries (at once in autocommit).
-    transaction.on_commit(lambda: route_messages(to_route))
+    """Persist a consumed batch in one transaction (messaging.services.send_messages),
+    acknowledge or refuse each record, route the persisted messages together (one member
+    read per conversation, one presence lookup for the whole batch), then flush the
+    producer so every ack and envelope is on the broker before the caller commits the
+    offsets."""
+    upstreams = [upstream for upstream in (_decode(record) for record in records) if upstream is not None]
+    if upstreams:
+        to_route = _answer(upstreams, _persist(upstreams))
+        # Routing waits for the commit of every message it carries (at once in autocommit).
+        transaction.on_commit(lambda: route_messages(to_route))
     get_producer().flush()

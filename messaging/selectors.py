@@ -36,6 +36,18 @@ def member_user_ids(*, conversation_id: int) -> list[int]:
     return list(ConversationMember.objects.filter(conversation_id=conversation_id).values_list("user_id", flat=True))
 
 
+def members_of_conversations(*, conversation_ids: list[int]) -> dict[int, dict[int, bool]]:
+    """{conversation id: {member user id: muted}} for several conversations in one query
+    (routing a consumed batch reads its conversations' members together)."""
+    members: dict[int, dict[int, bool]] = {conversation_id: {} for conversation_id in conversation_ids}
+    rows = ConversationMember.objects.filter(conversation_id__in=conversation_ids).values_list(
+        "conversation_id", "user_id", "muted"
+    )
+    for conversation_id, user_id, muted in rows:
+        members[conversation_id][user_id] = muted
+    return members
+
+
 def member_count(*, conversation_id: int) -> int:
     return ConversationMember.objects.filter(conversation_id=conversation_id).count()
 

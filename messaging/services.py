@@ -3,7 +3,9 @@ whatever the entry point (REST, WebSocket via the logic consumer, gRPC)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Union
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -12,7 +14,7 @@ from django.db.models import F, Subquery
 from django.db.models.functions import Greatest, Least
 from django.utils import timezone
 
-from gochat_site.errors import InvalidParams, NotAMember, NotFound
+from gochat_site.errors import GoChatError, InvalidParams, NotAMember, NotFound
 from messaging import cache
 from messaging.models import Conversation, ConversationMember, Device, Message
 
@@ -49,6 +51,22 @@ def check_message_input(*, content: object, client_msg_id: object, message_type:
     return content, client_msg_id.strip(), message_type  # type: ignore[union-attr,return-value]
 
 
+@dataclass(frozen=True)
+class SendRequest:
+    """One message to persist, as a client asked for it (fields not yet validated)."""
+
+    sender_id: int
+    conversation_id: object
+    content: object
+    client_msg_id: object
+    message_type: object = Message.Type.TEXT
+
+
+# One outcome per request, in request order: the stored (or first) message, or the
+# domain error that refused this request alone.
+SendOutcome = Union[SendResult, GoChatError]
+
+
 def send_message(
     *,
     sender_id: int,
@@ -57,71 +75,190 @@ def send_message(
     client_msg_id: str,
     message_type: str = Message.Type.TEXT,
 ) -> SendResult:
-    """Persist one message: membership check, de-duplication, seq assignment and insert in
-    one transaction. A repeat of (sender, client_msg_id) returns the first message."""
-    content, client_msg_id, message_type = check_message_input(
-        content=content, client_msg_id=client_msg_id, message_type=message_type
-    )
-    try:
-        conversation_id = int(conversation_id)
-    except (TypeError, ValueError):
-        raise InvalidParams("invalid conversation_id", {"conversation_id": ["A valid id is required."]}) from None
-    try:
-        with transaction.atomic():
-            # The row lock on the conversation serialises senders of one conversation,
-            # which is what makes seq gap-free; other conversations proceed in parallel.
-            conversation = Conversation.objects.select_for_update().filter(id=conversation_id).first()
-            if conversation is None:
-                raise NotFound("conversation not found")
-            # One round trip for three answers: is the sender a member, was this
-            # client_msg_id seen before (checked under the lock: a concurrent repeat waits
-            # above and then sees the first), and the sender's name for routing.
-            member = (
-                ConversationMember.objects.filter(conversation_id=conversation_id, user_id=sender_id)
-                .select_related("user")
-                .only("id", "user", "user__username", "user__nickname")
-                .annotate(
-                    existing_id=Subquery(
-                        Message.objects.filter(sender_id=sender_id, client_msg_id=client_msg_id).values("id")[:1]
-                    )
-                )
-                .first()
-            )
-            if member is None:
-                raise NotAMember()
-            if member.existing_id is not None:
-                return SendResult(Message.objects.get(id=member.existing_id), created=False)
-            seq = conversation.last_seq + 1
-            message = Message.objects.create(
-                conversation_id=conversation_id,
-                seq=seq,
+    """Persist one message (REST, gRPC, seed): send_messages() with a batch of one; the
+    refusal, if any, is raised."""
+    (outcome,) = send_messages(
+        [
+            SendRequest(
                 sender_id=sender_id,
+                conversation_id=conversation_id,
+                content=content,
                 client_msg_id=client_msg_id,
                 message_type=message_type,
-                content=content,
             )
-            # Routing and the gRPC reply name the sender; this spares them a query.
-            message.sender = member.user
-            Conversation.objects.filter(id=conversation_id).update(
-                last_seq=seq,
+        ]
+    )
+    if isinstance(outcome, GoChatError):
+        raise outcome
+    return outcome
+
+
+def _clean_request(request: SendRequest) -> SendRequest:
+    content, client_msg_id, message_type = check_message_input(
+        content=request.content, client_msg_id=request.client_msg_id, message_type=request.message_type
+    )
+    conversation_id = request.conversation_id
+    if isinstance(conversation_id, bool) or not isinstance(conversation_id, (int, str)):
+        conversation_id = None
+    else:
+        text = str(conversation_id).strip()
+        conversation_id = int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 2**63 else None
+    if conversation_id is None:
+        raise InvalidParams("invalid conversation_id", {"conversation_id": ["A valid id is required."]})
+    return SendRequest(
+        sender_id=int(request.sender_id),
+        conversation_id=conversation_id,
+        content=content,
+        client_msg_id=client_msg_id,
+        message_type=message_type,
+    )
+
+
+def send_messages(requests: Sequence[SendRequest]) -> list[SendOutcome]:
+    """Persist a batch of messages in one transaction; one outcome per request, in order.
+
+    The statements do not grow with the batch: the batch's conversations are locked once
+    each, in id order (two batches never wait on each other in a cycle); membership and
+    the senders' names come in one query, de-duplication in one, the new rows in one
+    multi-row insert, and the conversations and the senders' read pointers in one update
+    each. Within a conversation the requests keep their order, so seq follows it.
+
+    A request that is invalid, from a non-member or for an unknown conversation is refused
+    on its own; the rest of the batch is stored. A repeat of (conversation, sender,
+    client_msg_id), earlier or within the batch, gets the first message back
+    (created=False). Database errors propagate: nothing of the batch is stored then.
+    """
+    outcomes: list[SendOutcome | None] = [None] * len(requests)
+    cleaned: dict[int, SendRequest] = {}
+    for index, request in enumerate(requests):
+        try:
+            cleaned[index] = _clean_request(request)
+        except GoChatError as exc:
+            outcomes[index] = exc
+    if cleaned:
+        try:
+            with transaction.atomic():
+                _persist(cleaned, outcomes)
+        except IntegrityError:
+            # Only a writer that bypasses the conversation lock can get here (the lock
+            # covers both unique keys). Retry one by one: each then sees the other's row.
+            if len(cleaned) == 1:
+                raise
+            for index, request in cleaned.items():
+                outcomes[index] = send_messages([request])[0]
+    for outcome in outcomes:
+        if isinstance(outcome, SendResult) and outcome.created:
+            message = outcome.message
+            logger.debug(
+                "message_persisted",
+                extra={"conversation_id": message.conversation_id, "seq": message.seq, "message_id": message.id},
+            )
+    return outcomes  # type: ignore[return-value]
+
+
+def _persist(cleaned: dict[int, SendRequest], outcomes: list[SendOutcome | None]) -> None:
+    """The body of send_messages' transaction; fills `outcomes` for the cleaned requests."""
+    conversation_ids = sorted({r.conversation_id for r in cleaned.values()})
+    sender_ids = sorted({r.sender_id for r in cleaned.values()})
+    # The row locks serialise writers of one conversation, which is what makes seq
+    # gap-free and the de-duplication check race-free (its key includes the conversation).
+    last_seqs: dict[int, int] = dict(
+        Conversation.objects.select_for_update()
+        .filter(id__in=conversation_ids)
+        .order_by("id")
+        .values_list("id", "last_seq")
+    )
+    members = {
+        (m.conversation_id, m.user_id): m
+        for m in ConversationMember.objects.filter(conversation_id__in=conversation_ids, user_id__in=sender_ids)
+        .select_related("user")
+        .only("id", "conversation_id", "user__id", "user__username", "user__nickname")
+    }
+    keys = {(r.conversation_id, r.sender_id, r.client_msg_id) for r in cleaned.values()}
+    existing: dict[tuple[int, int, str], Message] = {}
+    if keys:
+        for message in Message.objects.filter(
+            conversation_id__in=conversation_ids,
+            sender_id__in=sender_ids,
+            client_msg_id__in={key[2] for key in keys},
+        ):
+            key = (message.conversation_id, message.sender_id, message.client_msg_id)
+            if key in keys:
+                existing[key] = message
+    new_rows: list[Message] = []
+    first_in_batch: dict[tuple[int, int, str], int] = {}
+    repeats: list[tuple[int, int]] = []  # (index of a repeat, index of its first in this batch)
+    for index, request in cleaned.items():
+        if request.conversation_id not in last_seqs:
+            outcomes[index] = NotFound("conversation not found")
+            continue
+        member = members.get((request.conversation_id, request.sender_id))
+        if member is None:
+            outcomes[index] = NotAMember()
+            continue
+        key = (request.conversation_id, request.sender_id, request.client_msg_id)
+        if key in existing:
+            outcomes[index] = SendResult(existing[key], created=False)
+            continue
+        if key in first_in_batch:
+            repeats.append((index, first_in_batch[key]))
+            continue
+        first_in_batch[key] = index
+        seq = last_seqs[request.conversation_id] + 1
+        last_seqs[request.conversation_id] = seq
+        message = Message(
+            conversation_id=request.conversation_id,
+            seq=seq,
+            sender_id=request.sender_id,
+            client_msg_id=request.client_msg_id,
+            message_type=request.message_type,
+            content=request.content,
+        )
+        # Routing and the replies name the sender; this spares them a query.
+        message.sender = member.user
+        new_rows.append(message)
+        outcomes[index] = SendResult(message, created=True)
+    if not new_rows:
+        return
+    Message.objects.bulk_create(new_rows)
+    for index, first in repeats:
+        outcomes[index] = SendResult(outcomes[first].message, created=False)  # type: ignore[union-attr]
+    last_by_conversation: dict[int, Message] = {}
+    read_by_member: dict[int, int] = {}
+    for message in new_rows:
+        last_by_conversation[message.conversation_id] = message  # rows are in seq order
+        # The sender has read what they wrote. Every new seq is above the member's
+        # pointers (they never pass last_seq, and the lock is held), so no GREATEST needed.
+        read_by_member[members[(message.conversation_id, message.sender_id)].id] = message.seq
+    Conversation.objects.bulk_update(
+        [
+            Conversation(
+                id=conversation_id,
+                last_seq=message.seq,
                 last_message_id=message.id,
-                last_message_preview=content[:PREVIEW_LENGTH],
-                last_message_sender_id=sender_id,
+                last_message_preview=message.content[:PREVIEW_LENGTH],
+                last_message_sender_id=message.sender_id,
                 last_message_at=message.created_at,
                 updated_at=message.created_at,
             )
-            # The sender has read what they wrote.
-            ConversationMember.objects.filter(conversation_id=conversation_id, user_id=sender_id).update(
-                last_read_seq=Greatest(F("last_read_seq"), seq), last_delivered_seq=Greatest(F("last_delivered_seq"), seq)
-            )
-    except IntegrityError:
-        # Same (sender, client_msg_id) raced in through another conversation's lock.
-        existing = Message.objects.filter(sender_id=sender_id, client_msg_id=client_msg_id).first()
-        if existing is None:
-            raise
-        return SendResult(existing, created=False)
-    logger.info("message_persisted", extra={"conversation_id": conversation_id, "seq": seq, "message_id": message.id})
-    return SendResult(message, created=True)
+            for conversation_id, message in last_by_conversation.items()
+        ],
+        [
+            "last_seq",
+            "last_message_id",
+            "last_message_preview",
+            "last_message_sender_id",
+            "last_message_at",
+            "updated_at",
+        ],
+    )
+    ConversationMember.objects.bulk_update(
+        [
+            ConversationMember(id=member_id, last_read_seq=seq, last_delivered_seq=seq)
+            for member_id, seq in read_by_member.items()
+        ],
+        ["last_read_seq", "last_delivered_seq"],
+    )
 
 
 def pair_key(user_a: int, user_b: int) -> str:

@@ -32,6 +32,9 @@ class Producer(Protocol):
     def flush(self, timeout: float = 10.0) -> None:
         """Block until every queued record is acknowledged by the broker (raise on failure)."""
 
+    def check(self, timeout: float = 2.0) -> None:
+        """Raise if the broker cannot be reached within timeout seconds (readiness)."""
+
 
 class Consumer(Protocol):
     def consume(self, max_records: int, timeout: float) -> list[BusRecord]:
@@ -45,5 +48,11 @@ class Consumer(Protocol):
 
     def lag(self) -> dict[tuple[str, int], int]:
         """Per owned partition: records after the group's committed offset (metrics)."""
+
+    def group_progress(self) -> dict[tuple[str, int], tuple[int, int]]:
+        """Per partition of the subscribed topics, owned by this member or not:
+        (the group's committed offset, the end of the log). The stall detector of the
+        consumer loop watches it: a partition with records after its committed offset
+        whose committed offset does not move is stuck, whoever owns it."""
 
     def close(self) -> None: ...

@@ -170,6 +170,15 @@ class MemoryBroker:
             committed = self._groups.get(consumer.group_id, _Group()).committed
             return {tp: len(self._topics[tp[0]][tp[1]]) - committed.get(tp, 0) for tp in consumer.positions}
 
+    def group_progress(self, consumer: MemoryConsumer) -> dict[TopicPartition, tuple[int, int]]:
+        with self._cond:
+            committed = self._groups.get(consumer.group_id, _Group()).committed
+            return {
+                (topic, partition): (committed.get((topic, partition), 0), len(log))
+                for topic in consumer.topics
+                for partition, log in enumerate(self._topic(topic))
+            }
+
     def committed(self, group_id: str, topic: str, partition: int) -> int:
         with self._cond:
             return self._groups.get(group_id, _Group()).committed.get((topic, partition), 0)
@@ -186,6 +195,10 @@ class MemoryProducer:
 
     def flush(self, timeout: float = 10.0) -> None:
         # Records are appended synchronously in produce(); nothing is ever pending.
+        return None
+
+    def check(self, timeout: float = 2.0) -> None:
+        # The broker is this process: reachable whenever the process answers.
         return None
 
 
@@ -211,6 +224,9 @@ class MemoryConsumer:
 
     def lag(self) -> dict[tuple[str, int], int]:
         return self._broker.lag(self)
+
+    def group_progress(self) -> dict[tuple[str, int], tuple[int, int]]:
+        return self._broker.group_progress(self)
 
     def close(self) -> None:
         if not self.closed:

@@ -14,7 +14,8 @@ Sessions = dict[int, dict[str, str]]
 
 
 class Presence(Protocol):
-    def connect(self, user_id: int, connection_id: str, gateway_id: str) -> None: ...
+    def connect(self, user_id: int, connection_id: str, gateway_id: str) -> int:
+        """Register a connection; return the user's live connections (this one included)."""
 
     def heartbeat(self, user_id: int, connection_id: str, gateway_id: str) -> None: ...
 
@@ -33,7 +34,7 @@ class Presence(Protocol):
         """Gateways whose liveness lapsed and whose entries still await sweep_gateway()."""
 
     # Async twins for the gateway's event loop.
-    async def aconnect(self, user_id: int, connection_id: str, gateway_id: str) -> None: ...
+    async def aconnect(self, user_id: int, connection_id: str, gateway_id: str) -> int: ...
 
     async def aheartbeat(self, user_id: int, connection_id: str, gateway_id: str) -> None: ...
 

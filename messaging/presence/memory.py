@@ -37,15 +37,18 @@ class MemoryPresence:
         return self._gateway_expiry.get(gateway_id, now) > now
 
     # --- writes ---------------------------------------------------------------------------
-    def connect(self, user_id: int, connection_id: str, gateway_id: str) -> None:
+    def connect(self, user_id: int, connection_id: str, gateway_id: str) -> int:
+        """Register; return how many live connections the user now has (this one included)."""
         now = self._clock()
         expiry = now + self._ttl()
         with self._lock:
             self._expire(user_id, now)
-            self._sessions.setdefault(user_id, {})[connection_id] = gateway_id
+            sessions = self._sessions.setdefault(user_id, {})
+            sessions[connection_id] = gateway_id
             self._session_expiry[user_id] = expiry
             # A gateway registering or refreshing a connection is alive by definition.
             self._gateway_expiry[gateway_id] = expiry
+            return sum(1 for gateway in sessions.values() if self._gateway_alive(gateway, now))
 
     def heartbeat(self, user_id: int, connection_id: str, gateway_id: str) -> None:
         # Re-adds the entry too, so a connection whose hash expired during a stall
@@ -109,8 +112,8 @@ class MemoryPresence:
             return sorted(g for g, expiry in self._gateway_expiry.items() if expiry <= now)
 
     # --- async twins: the state is in-process, so no thread hop is needed -----------------
-    async def aconnect(self, user_id: int, connection_id: str, gateway_id: str) -> None:
-        self.connect(user_id, connection_id, gateway_id)
+    async def aconnect(self, user_id: int, connection_id: str, gateway_id: str) -> int:
+        return self.connect(user_id, connection_id, gateway_id)
 
     async def aheartbeat(self, user_id: int, connection_id: str, gateway_id: str) -> None:
         self.heartbeat(user_id, connection_id, gateway_id)

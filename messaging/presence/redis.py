@@ -81,7 +81,21 @@ class RedisPresence:
         loop = asyncio.get_running_loop()
         client = self._aclients.get(loop)
         if client is None:
-            client = aredis.Redis.from_url(self._url, decode_responses=True)
+            # Bounded and blocking: a burst of connects (a gateway crash makes every client
+            # reconnect at once) queues for a connection instead of failing with
+            # MaxConnectionsError, which redis-py's default pool raises past 100.
+            # Socket timeouts turn a Redis that vanished into an error the socket is
+            # closed for (1011), never a call that hangs; the pool reconnects by itself.
+            pool = aredis.BlockingConnectionPool.from_url(
+                self._url,
+                decode_responses=True,
+                max_connections=max(1, int(settings.PRESENCE_REDIS_MAX_CONNECTIONS)),
+                timeout=float(settings.PRESENCE_REDIS_POOL_TIMEOUT_SECONDS),
+                socket_timeout=float(settings.PRESENCE_REDIS_SOCKET_TIMEOUT_SECONDS),
+                socket_connect_timeout=float(settings.PRESENCE_REDIS_SOCKET_TIMEOUT_SECONDS),
+                health_check_interval=30,
+            )
+            client = aredis.Redis(connection_pool=pool)
             self._aclients[loop] = client
         return client
 
@@ -103,21 +117,30 @@ class RedisPresence:
                 result[user_id] = live
         return result
 
+    def _live_count(self, sessions: dict[str, str], alive: list[str]) -> int:
+        alive_set = set(alive)
+        return sum(1 for gateway in sessions.values() if gateway in alive_set)
+
     def _queue_lookup(self, pipe: Any, batch: list[int]) -> None:
         for user_id in batch:
             pipe.hgetall(session_key(user_id))
         pipe.zrangebyscore(GATEWAYS_KEY, f"({self._clock()}", "+inf")
 
     # --- sync -----------------------------------------------------------------------------
-    def connect(self, user_id: int, connection_id: str, gateway_id: str) -> None:
+    def connect(self, user_id: int, connection_id: str, gateway_id: str) -> int:
         with self._client.pipeline(transaction=True) as pipe:
             self._queue_register(pipe, user_id, connection_id, gateway_id)
-            pipe.execute()
+            pipe.hgetall(session_key(user_id))
+            pipe.zrangebyscore(GATEWAYS_KEY, f"({self._clock()}", "+inf")
+            replies = pipe.execute()
+        return self._live_count(replies[-2], replies[-1])
 
     def heartbeat(self, user_id: int, connection_id: str, gateway_id: str) -> None:
         # Re-adds the field too: a connection whose hash expired during a stall (or that
         # a sweep removed while its gateway looked dead) is visible again.
-        self.connect(user_id, connection_id, gateway_id)
+        with self._client.pipeline(transaction=True) as pipe:
+            self._queue_register(pipe, user_id, connection_id, gateway_id)
+            pipe.execute()
 
     def gateway_heartbeat(self, gateway_id: str) -> None:
         self._client.zadd(GATEWAYS_KEY, {gateway_id: self._clock() + self._ttl()})
@@ -165,13 +188,20 @@ class RedisPresence:
         self._client.close()
 
     # --- async (the gateway's event loop) -------------------------------------------------
-    async def aconnect(self, user_id: int, connection_id: str, gateway_id: str) -> None:
+    async def aconnect(self, user_id: int, connection_id: str, gateway_id: str) -> int:
+        # Registration and the count of the user's live connections in one round trip:
+        # the per-user socket cap is checked against every gateway.
+        async with self._aclient().pipeline(transaction=True) as pipe:
+            self._queue_register(pipe, user_id, connection_id, gateway_id)
+            pipe.hgetall(session_key(user_id))
+            pipe.zrangebyscore(GATEWAYS_KEY, f"({self._clock()}", "+inf")
+            replies = await pipe.execute()
+        return self._live_count(replies[-2], replies[-1])
+
+    async def aheartbeat(self, user_id: int, connection_id: str, gateway_id: str) -> None:
         async with self._aclient().pipeline(transaction=True) as pipe:
             self._queue_register(pipe, user_id, connection_id, gateway_id)
             await pipe.execute()
-
-    async def aheartbeat(self, user_id: int, connection_id: str, gateway_id: str) -> None:
-        await self.aconnect(user_id, connection_id, gateway_id)
 
     async def agateway_heartbeat(self, gateway_id: str) -> None:
         await self._aclient().zadd(GATEWAYS_KEY, {gateway_id: self._clock() + self._ttl()})

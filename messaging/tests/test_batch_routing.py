@@ -1,5 +1,5 @@
-"""Batch routing: the logic loop routes a consumed batch together — one member read per
-conversation and one presence lookup for all recipients — and every recipient still gets
+"""Batch routing: the logic loop routes a consumed batch together — one member read for
+all its conversations and one presence lookup for all recipients — and every recipient still gets
 every message exactly once, the sending socket none."""
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _new_messages(topic: str) -> Counter:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_batch_is_routed_with_one_presence_lookup_and_one_member_read_per_conversation(
+def test_a_batch_is_routed_with_one_presence_lookup_and_one_member_read(
     alice, bob, carol, single_chat, group_of, settings, monkeypatch, fresh_bus
 ):
     settings.PRESENCE_BATCH_SIZE = 200
@@ -48,12 +48,13 @@ def test_a_batch_is_routed_with_one_presence_lookup_and_one_member_read_per_conv
     lookups: list[list[int]] = []
     real_lookup = presence.lookup
     monkeypatch.setattr(presence, "lookup", lambda ids: lookups.append(list(ids)) or real_lookup(ids))
-    member_reads: list[int] = []
-    real_members = routing.member_user_ids
+    member_reads: list[list[int]] = []
+    real_members = routing.members_of_conversations
     monkeypatch.setattr(
         routing,
-        "member_user_ids",
-        lambda *, conversation_id: member_reads.append(conversation_id) or real_members(conversation_id=conversation_id),
+        "members_of_conversations",
+        lambda *, conversation_ids: member_reads.append(sorted(conversation_ids))
+        or real_members(conversation_ids=conversation_ids),
     )
 
     batch = [upstream(alice, team, client_msg_id=f"team-{n}", content=f"team {n}") for n in range(6)]
@@ -62,7 +63,7 @@ def test_a_batch_is_routed_with_one_presence_lookup_and_one_member_read_per_conv
 
     assert len(lookups) == 1
     assert sorted(lookups[0]) == sorted({alice.id, bob.id, carol.id})
-    assert sorted(member_reads) == sorted([team.id, single_chat.id])
+    assert member_reads == [sorted([team.id, single_chat.id])]
 
     team_ids = list(Message.objects.filter(conversation=team).order_by("seq").values_list("id", flat=True))
     pair_ids = list(Message.objects.filter(conversation=single_chat).order_by("seq").values_list("id", flat=True))
@@ -96,8 +97,8 @@ def test_index_task_is_enqueued_only_when_the_search_backend_needs_it(
     assert indexed == (expected if index_on_write else [])
 
 
-def test_search_index_on_write_defaults_off_on_postgresql_only():
+def test_search_index_on_write_defaults_off_on_both_databases():
     from django.conf import settings
-    from django.db import connection
 
-    assert settings.SEARCH_INDEX_ON_WRITE is (connection.vendor != "postgresql")
+    # PostgreSQL's GIN index and SQLite's FTS5 triggers (messaging/0004) index at write.
+    assert settings.SEARCH_INDEX_ON_WRITE is False

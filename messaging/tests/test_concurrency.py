@@ -78,9 +78,9 @@ def test_concurrent_repeats_of_one_client_msg_id_store_one_row(alice, single_cha
     assert single_chat.last_seq == 1
 
 
-def test_same_client_msg_id_into_two_conversations_at_once_stores_one_row(alice, bob, carol, single_chat):
-    # Two conversations lock two different rows, so only the unique constraint
-    # (sender, client_msg_id) can stop the second insert.
+def test_same_client_msg_id_in_two_conversations_at_once_is_two_messages(alice, bob, carol, single_chat):
+    # De-duplication is scoped per conversation: a reused client_msg_id in another
+    # conversation is a new message there, and never answered with the other one's.
     from messaging.services import get_or_create_single_conversation
 
     other, _ = get_or_create_single_conversation(user_id=alice.id, peer_id=carol.id)
@@ -88,13 +88,20 @@ def test_same_client_msg_id_into_two_conversations_at_once_stores_one_row(alice,
 
     def work(i: int):
         result = send_message(
-            sender_id=alice.id, conversation_id=targets[i % 2], content="x", client_msg_id="cross-conv"
+            sender_id=alice.id, conversation_id=targets[i % 2], content=f"to {targets[i % 2]}", client_msg_id="cross-conv"
         )
-        return result.message.id
+        return result.message.conversation_id, result.message.id
 
-    ids = run_together(THREADS, work)
-    assert len(set(ids)) == 1
-    assert Message.objects.filter(sender=alice, client_msg_id="cross-conv").count() == 1
-    # The losing conversation consumed no seq: no gap for its next message.
+    results = run_together(THREADS, work)
+    by_conversation: dict[int, set[int]] = {}
+    for conversation_id, message_id in results:
+        by_conversation.setdefault(conversation_id, set()).add(message_id)
+    # Every answer is the message of the conversation it was sent to, one per conversation.
+    assert set(by_conversation) == set(targets)
+    assert all(len(ids) == 1 for ids in by_conversation.values())
+    rows = Message.objects.filter(sender=alice, client_msg_id="cross-conv")
+    assert sorted((m.conversation_id, m.seq, m.content) for m in rows) == sorted(
+        (t, 1, f"to {t}") for t in targets
+    )
     seqs = sorted(Conversation.objects.filter(id__in=targets).values_list("last_seq", flat=True))
-    assert seqs == [0, 1]
+    assert seqs == [1, 1]
