@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test bench migrate seed protos worker beat flower logic grpc clean
+.PHONY: install run test bench migrate seed protos worker beat flower logic grpc clean faults
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ run: seed
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fault-injection matrix alone (tests/faults; also part of `make test`), with its table.
+faults: install
+	$(PY) -m pytest tests/faults -m faults $(PYTEST_ARGS)
 
 bench: install
 	$(PY) -m bench

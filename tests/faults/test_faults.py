@@ -1,0 +1,18 @@
+"""The fault-injection matrix (issue 8): one fault per run against real processes on
+private PostgreSQL, Redis and Tansu; tests/faults/runner.py has the timeline, and
+tests/faults/checker.py what is counted. `make faults` runs it and prints the table."""
+from __future__ import annotations
+
+import pytest
+
+from tests.faults.runner import FAULTS, run_fault
+
+pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(300)]
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[fault.name for fault in FAULTS])
+async def test_fault(fault, fault_services, fault_results, tmp_path):
+    result = await run_fault(fault, fault_services, tmp_path)
+    fault_results.append(result)
+    problems = result.failures()
+    assert not problems, f"{fault.name}: " + "; ".join(problems) + f" (logs: {result.logdir})"
