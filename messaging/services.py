@@ -198,7 +198,9 @@ def _persist(cleaned: dict[int, SendRequest], outcomes: list[SendOutcome | None]
             continue
         key = (request.conversation_id, request.sender_id, request.client_msg_id)
         if key in existing:
-            outcomes[index] = SendResult(existing[key], created=False)
+            first = existing[key]
+            first.sender = member.user  # spares routing a query for the name, as below
+            outcomes[index] = SendResult(first, created=False)
             continue
         if key in first_in_batch:
             repeats.append((index, first_in_batch[key]))

@@ -53,6 +53,20 @@ class TestSend:
         seqs = [send(client_for(u), single_chat).json()["message"]["seq"] for u in (alice, bob, alice)]
         assert seqs == [1, 2, 3]
 
+    def test_client_msg_id_reused_in_another_conversation_stores_a_new_message(self, client_for, alice, carol, single_chat):
+        # Issue 8: this answered 200 with the OTHER conversation's message and stored nothing.
+        from messaging.services import get_or_create_single_conversation
+
+        other, _ = get_or_create_single_conversation(user_id=alice.id, peer_id=carol.id)
+        client = client_for(alice)
+        first = send(client, single_chat, content="to bob", client_msg_id="reused-id")
+        second = send(client, other, content="to carol", client_msg_id="reused-id")
+        assert first.status_code == 201 and second.status_code == 201, second.content
+        message = second.json()["message"]
+        assert (message["conversation_id"], message["content"], message["seq"]) == (str(other.id), "to carol", 1)
+        history = client.get(HISTORY, {"conversation_id": str(other.id)}).json()
+        assert [m["content"] for m in history["messages"]] == ["to carol"]
+
     def test_repeat_of_client_msg_id_returns_first_message_with_200(self, client_for, alice, single_chat):
         client = client_for(alice)
         first = send(client, single_chat, content="once", client_msg_id="dup-1")
