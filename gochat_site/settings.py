@@ -150,13 +150,27 @@ if DATABASE_URL:
             _db["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
     DATABASES = {"default": _db}
 else:
+    # The embedded default (docs/embedded.md). WAL: readers never block the writer nor
+    # the writer them, so a reader can never make a write fail. synchronous NORMAL in
+    # WAL never corrupts the file; a power loss or OS crash may roll back the last
+    # commits (an application crash loses none); FULL fsyncs every commit instead.
+    SQLITE_SYNCHRONOUS = env_str("SQLITE_SYNCHRONOUS", "NORMAL").upper()
+    if SQLITE_SYNCHRONOUS not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+        raise ValueError(f"SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA, not {SQLITE_SYNCHRONOUS!r}")
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env_str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
-            # IMMEDIATE takes the write lock at BEGIN, so concurrent senders queue
-            # instead of failing with "database is locked" on lock upgrade.
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+            "OPTIONS": {
+                # IMMEDIATE takes the write lock at BEGIN, so concurrent writers wait
+                # their turn (busy timeout) instead of failing with "database is locked"
+                # when a read transaction cannot be upgraded.
+                "transaction_mode": "IMMEDIATE",
+                # Seconds a connection waits for the write lock: Python's sqlite3 passes
+                # it to sqlite3_busy_timeout().
+                "timeout": env_float("SQLITE_BUSY_TIMEOUT_SECONDS", 20.0),
+                "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous={SQLITE_SYNCHRONOUS}",
+            },
             "TEST": {"NAME": env_str("SQLITE_TEST_PATH", "") or None},
         }
     }
@@ -235,11 +249,10 @@ WS_RATE_WINDOW_SECONDS = env_float("WS_RATE_WINDOW_SECONDS", 1.0)
 # A socket that sends nothing (not even ping) for this long is closed (code 4008).
 WS_IDLE_TIMEOUT_SECONDS = env_float("WS_IDLE_TIMEOUT_SECONDS", 120.0)
 LARGE_GROUP_THRESHOLD = env_int("LARGE_GROUP_THRESHOLD", 500)
-# Routing enqueues tasks.index_message per message only where the search backend needs it:
-# on PostgreSQL the GIN expression index is kept by the database at INSERT.
-SEARCH_INDEX_ON_WRITE = env_bool(
-    "SEARCH_INDEX_ON_WRITE", DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql"
-)
+# Routing enqueues tasks.index_message per message only where the search backend needs it.
+# Neither does (tasks.search backends' indexed_on_write): PostgreSQL's GIN expression
+# index and SQLite's FTS5 triggers (messaging/0004) are kept by the database at write.
+SEARCH_INDEX_ON_WRITE = env_bool("SEARCH_INDEX_ON_WRITE", False)
 GROUP_DEFAULT_MAX_MEMBERS = env_int("GROUP_DEFAULT_MAX_MEMBERS", 100000)
 HISTORY_MAX_LIMIT = env_int("HISTORY_MAX_LIMIT", 100)
 # Embedded default runs the logic loop as a task of the gateway's event loop.

@@ -20,8 +20,10 @@ MARK_START = "\x02"
 MARK_END = "\x03"
 
 # Words as both PostgreSQL's 'simple' parser and SQLite's unicode61 tokenizer see them
-# for the common case: runs of letters and digits.
-_WORD = re.compile(r"\w+", re.UNICODE)
+# for the common case: runs of letters and digits (\w without the underscore, which both
+# treat as a separator). A term is only ever letters and digits, so neither database
+# can read any part of it as query syntax.
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,11 @@ class Hit:
 
 
 class SearchBackend(Protocol):
+    # True when the database keeps the index at every write by itself (PostgreSQL's
+    # GIN expression index, SQLite's FTS5 triggers), so routing needs no index task per
+    # message: settings.SEARCH_INDEX_ON_WRITE defaults to the opposite of this.
+    indexed_on_write: bool
+
     def index(self, message: Message) -> None:
         """Make one message searchable (idempotent)."""
 
@@ -47,7 +54,8 @@ class SearchBackend(Protocol):
 
 def query_terms(q: str) -> list[str]:
     """The lower-cased words of a user query; punctuation and operators are dropped so
-    that no input can be read as FTS syntax."""
+    that no input can be read as FTS syntax. Each term matches as a prefix ("gro" finds
+    "group"), as people type while they search."""
     return [word.lower() for word in _WORD.findall(q)]
 
 

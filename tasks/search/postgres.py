@@ -5,6 +5,10 @@ SearchVector("content", config="simple") compiles to, so the planner answers the
 match from the index; PostgreSQL keeps it current at INSERT, which leaves index() and
 remove() nothing to do. 'simple' (no stemming, no stop words) because chats mix
 languages and a per-language dictionary would mangle the others.
+
+Every term matches as a prefix: "gro" becomes the tsquery 'gro':* (to_tsquery), built
+here from terms that are letters and digits only (tasks.search.base.query_terms), so user text never
+reaches to_tsquery's syntax; a GIN tsvector index answers prefix matches too.
 """
 from __future__ import annotations
 
@@ -26,7 +30,23 @@ def _restore_brackets(snippet: str) -> str:
     return snippet.replace(_LT, "<").replace(_GT, ">")
 
 
+def prefix_tsquery(terms: list[str]) -> str:
+    """The to_tsquery text matching every term as a prefix: ["gro", "li"] -> 'gro':* & 'li':*."""
+    # A term is letters/digits only (query_terms); checking again here and quoting it as
+    # a lexeme keeps any input from becoming a tsquery operator.
+    for term in terms:
+        if not term.isalnum():
+            raise ValueError(f"search term {term!r} is not letters and digits only")
+    return " & ".join(f"'{term}':*" for term in terms)
+
+
+def _prefix_query(terms: list[str]) -> SearchQuery:
+    return SearchQuery(prefix_tsquery(terms), config=CONFIG, search_type="raw")
+
+
 class PostgresSearch:
+    indexed_on_write = True
+
     def index(self, message: Message) -> None:
         # Maintained by PostgreSQL itself: the expression index covers every row on insert.
         return None
@@ -39,7 +59,7 @@ class PostgresSearch:
         self, *, user_id: int, terms: list[str], conversation_id: int | None, limit: int, offset: int
     ) -> list[Hit]:
         vector = SearchVector("content", config=CONFIG)
-        query = SearchQuery(" ".join(terms), config=CONFIG, search_type="plain")
+        query = _prefix_query(terms)
         rows = Message.objects.annotate(document=vector).filter(document=query, status=Message.Status.NORMAL)
         if conversation_id is not None:
             rows = rows.filter(conversation_id=conversation_id)

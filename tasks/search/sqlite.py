@@ -2,8 +2,10 @@
 
 The virtual table message_fts (migration messaging/0002_message_search, created only on
 SQLite) holds each message's content under rowid = message id, with the conversation id
-beside it; the index task keeps it in step with messaging_message. bm25() ranks
-(lower is better) and snippet() marks the matches.
+beside it. The triggers of messaging/0004_message_fts_triggers keep it in step with
+messaging_message in the writing transaction itself, however the row was written;
+index() and remove() stay for reindex_messages and the (idempotent) index task. bm25()
+ranks (lower is better) and snippet() marks the matches.
 """
 from __future__ import annotations
 
@@ -17,11 +19,14 @@ TABLE = "message_fts"
 
 def _fts_query(terms: list[str]) -> str:
     # Every term quoted: FTS5 reads it as a plain string, never as an operator or column
-    # filter; space-separated strings must all match (AND), as in plainto_tsquery.
-    return " ".join('"' + term.replace('"', '""') + '"' for term in terms)
+    # filter; the * after the closing quote makes it a prefix query ("gro"* finds
+    # "group"); space-separated phrases must all match (AND).
+    return " ".join('"' + term.replace('"', '""') + '"*' for term in terms)
 
 
 class SqliteFts5Search:
+    indexed_on_write = True
+
     def index(self, message: Message) -> None:
         with connection.cursor() as cursor:
             # DELETE then INSERT: FTS5 has no upsert, and this keeps index() idempotent.
