@@ -24,18 +24,24 @@ PROFILE_FIELDS = ("nickname", "email", "avatar", "status")
 
 def register_user(*, username: str, password: str, email: str = "", nickname: str = "") -> User:
     """Create an account; the password must pass Django's AUTH_PASSWORD_VALIDATORS."""
-    username = username.strip()
+    username = User.normalize_username(username.strip())
     # Usernames are how people find each other (users/lookup): "Alice" and "alice"
     # would be two accounts nobody can tell apart, so uniqueness ignores case.
     if User.objects.filter(username__iexact=username).exists():
         raise Conflict("username already taken", {"username": ["A user with that username already exists."]})
+    user = User(username=username, email=User.objects.normalize_email(email), nickname=nickname)
     try:
-        validate_password(password, user=User(username=username, email=email, nickname=nickname))
+        validate_password(password, user=user)
     except ValidationError as exc:
         raise InvalidParams("password rejected", {"password": list(exc.messages)}) from None
+    # The password hash (PBKDF2, deliberately slow) runs before the transaction: on
+    # SQLite a write transaction holds the one database-wide write lock, and hashing
+    # inside it made concurrent registrations queue behind each other's hashes until
+    # they failed with "database is locked".
+    user.set_password(password)
     try:
         with transaction.atomic():
-            user = User.objects.create_user(username=username, password=password, email=email, nickname=nickname)
+            user.save(force_insert=True)
     except IntegrityError:
         # Lost a race with a concurrent registration of the same name.
         raise Conflict("username already taken", {"username": ["A user with that username already exists."]}) from None
