@@ -214,6 +214,12 @@ PRESENCE_BACKEND = env_str("PRESENCE_BACKEND", "redis" if REDIS_URL else "memory
 PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 90)
 # Users per batched presence lookup (one Redis round trip each).
 PRESENCE_BATCH_SIZE = env_int("PRESENCE_BATCH_SIZE", 200)
+# Gateway presence pool per event loop: at most this many Redis connections; a caller
+# beyond it waits up to PRESENCE_REDIS_POOL_TIMEOUT_SECONDS for one instead of failing.
+PRESENCE_REDIS_MAX_CONNECTIONS = env_int("PRESENCE_REDIS_MAX_CONNECTIONS", 50)
+PRESENCE_REDIS_POOL_TIMEOUT_SECONDS = env_float("PRESENCE_REDIS_POOL_TIMEOUT_SECONDS", 10.0)
+# A presence command with no reply for this long fails (and its socket closes with 1011).
+PRESENCE_REDIS_SOCKET_TIMEOUT_SECONDS = env_float("PRESENCE_REDIS_SOCKET_TIMEOUT_SECONDS", 5.0)
 
 # --- Kafka bus ----------------------------------------------------------------------------
 KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS", "")
@@ -248,6 +254,19 @@ WS_RATE_LIMIT = env_int("WS_RATE_LIMIT", 50)
 WS_RATE_WINDOW_SECONDS = env_float("WS_RATE_WINDOW_SECONDS", 1.0)
 # A socket that sends nothing (not even ping) for this long is closed (code 4008).
 WS_IDLE_TIMEOUT_SECONDS = env_float("WS_IDLE_TIMEOUT_SECONDS", 120.0)
+# Per-user frame limit backend: "redis" counts a user's frames across every socket and
+# gateway (one round trip per frame); "memory" counts per process (embedded default).
+WS_RATE_LIMIT_BACKEND = env_str("WS_RATE_LIMIT_BACKEND", "redis" if REDIS_URL else "memory")
+# Live sockets one user may hold (all gateways, counted in presence); more close with 4029.
+WS_MAX_CONNECTIONS_PER_USER = env_int("WS_MAX_CONNECTIONS_PER_USER", 10)
+# A frame whose handling (presence, bus, database) takes longer closes the socket (1011).
+WS_FRAME_TIMEOUT_SECONDS = env_float("WS_FRAME_TIMEOUT_SECONDS", 30.0)
+# Bytes queued to a socket that does not read before it is closed (4010, slow consumer).
+WS_MAX_SEND_BUFFER_BYTES = env_int("WS_MAX_SEND_BUFFER_BYTES", 1048576)
+# Gateway membership cache (messaging/gateway/membership.py): entry lifetime (the bound
+# when an invalidation was lost) and how many (user, conversation) pairs a process keeps.
+MEMBERSHIP_CACHE_TTL_SECONDS = env_float("MEMBERSHIP_CACHE_TTL_SECONDS", 60.0)
+MEMBERSHIP_CACHE_MAX_ENTRIES = env_int("MEMBERSHIP_CACHE_MAX_ENTRIES", 100000)
 LARGE_GROUP_THRESHOLD = env_int("LARGE_GROUP_THRESHOLD", 500)
 # Routing enqueues tasks.index_message per message only where the search backend needs it.
 # Neither does (tasks.search backends' indexed_on_write): PostgreSQL's GIN expression

@@ -16,6 +16,8 @@ from rest_framework_simplejwt.tokens import AccessToken
 CLOSE_UNAUTHORIZED = 4001  # no token, a bad token, or an unknown/inactive user
 CLOSE_TOKEN_EXPIRED = 4002  # refresh the access token, then reconnect
 CLOSE_IDLE_TIMEOUT = 4008  # nothing received for WS_IDLE_TIMEOUT_SECONDS
+CLOSE_SLOW_CONSUMER = 4010  # WS_MAX_SEND_BUFFER_BYTES queued to a socket that does not read
+CLOSE_TOO_MANY_CONNECTIONS = 4029  # the user already holds WS_MAX_CONNECTIONS_PER_USER sockets
 
 
 @dataclass(frozen=True)

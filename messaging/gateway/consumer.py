@@ -18,8 +18,8 @@ from gochat_site import errors, metrics, tracing
 from messaging import delivery_trace, routing, services
 from messaging.bus import get_producer
 from messaging.gateway import auth, loops, protocol
-from messaging.gateway.membership import check_member
-from messaging.gateway.ratelimit import limiter
+from messaging.gateway.membership import check_member, is_known_member
+from messaging.gateway.ratelimit import get_limiter
 from messaging.gateway.registry import registry
 from messaging.gateway.sync import sync_page
 from messaging.presence import get_presence
@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 _COMMAND_TYPES = {
     protocol.SendMessage: "send-message", protocol.Sync: "sync", protocol.Read: "read", protocol.Ping: "ping"
 }
+
+# Close codes of broken paths (RFC 6455 1011 "internal error"): the socket cannot be
+# served, so it is closed for the client to reconnect, never left open and dead.
+CLOSE_INTERNAL = 1011
 
 # Message ids each socket remembers having received (send-ack or new-message). Routing is
 # at-least-once; this bounded memory is what keeps a socket from showing one twice.
@@ -46,6 +50,14 @@ def _read(*, user_id: int, conversation_id: int, seq: int, connection_id: str) -
         "read", trace_id=tracing.current_trace_id(), conversation_id=conversation_id, user_id=str(user_id), seq=read_seq
     )
     return read_seq
+
+
+class _PathBroken(Exception):
+    """The upstream producer or the presence path failed: close the socket with 1011."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class GatewayConsumer(AsyncWebsocketConsumer):
@@ -73,7 +85,17 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         registry.add(self)
         self._registered = True
         metrics.WS_CONNECTIONS.labels(gateway=settings.GATEWAY_ID).inc()
-        await get_presence().aconnect(self.user_id, self.connection_id, settings.GATEWAY_ID)
+        try:
+            live = await get_presence().aconnect(self.user_id, self.connection_id, settings.GATEWAY_ID)
+        except Exception:
+            logger.exception("ws_presence_failed", extra={"user_id": self.user_id, "connection_id": self.connection_id})
+            await self._fail(CLOSE_INTERNAL, "presence unavailable")
+            return
+        if live is not None and live > settings.WS_MAX_CONNECTIONS_PER_USER:
+            # Counted in presence, so across every gateway; this socket is the one too many.
+            logger.info("ws_too_many_connections", extra={"user_id": self.user_id, "live": live})
+            await self._fail(auth.CLOSE_TOO_MANY_CONNECTIONS, "too many connections")
+            return
         self._idle_task = asyncio.create_task(self._close_when_idle())
         logger.info("ws_connected", extra={"user_id": self.user_id, "connection_id": self.connection_id})
 
@@ -89,10 +111,18 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         self._registered = False
         registry.remove(self)
         metrics.WS_CONNECTIONS.labels(gateway=settings.GATEWAY_ID).dec()
-        await get_presence().adisconnect(self.user_id, self.connection_id)
+        try:
+            await get_presence().adisconnect(self.user_id, self.connection_id)
+        except Exception:  # noqa: BLE001 - the entry expires with PRESENCE_TTL_SECONDS
+            logger.warning("ws_presence_disconnect_failed", extra={"connection_id": self.connection_id}, exc_info=True)
         logger.info(
             "ws_disconnected", extra={"user_id": self.user_id, "connection_id": self.connection_id, "code": code}
         )
+
+    async def _fail(self, code: int, reason: str) -> None:
+        """Close a socket that cannot be served (the client reconnects) and forget it."""
+        await self.close(code=code, reason=reason)
+        await self._forget(code)
 
     async def _close_when_idle(self) -> None:
         timeout = settings.WS_IDLE_TIMEOUT_SECONDS
@@ -104,33 +134,53 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         await self.close(code=auth.CLOSE_IDLE_TIMEOUT, reason="idle timeout")
         await self._forget(auth.CLOSE_IDLE_TIMEOUT)
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels hops to a thread before every message to close stale database
+        # connections. A frame needs no such hop: each database call of the gateway goes
+        # through database_sync_to_async, which closes them around itself anyway.
+        if message.get("type") == "websocket.receive":
+            await self.websocket_receive(message)
+            return
+        await super().dispatch(message)
+
     # --- frames from the client -------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not self._registered:
             return
         # Each frame starts a trace: its log lines, Kafka headers and envelopes carry it.
         with tracing.bind(tracing.new_trace_id()):
-            await self._receive(text_data, bytes_data)
+            try:
+                # A frame that never finishes (a hung dependency) would leave the socket
+                # open and dead: frames of one socket are handled one after another.
+                await asyncio.wait_for(self._receive(text_data, bytes_data), settings.WS_FRAME_TIMEOUT_SECONDS)
+            except _PathBroken as exc:
+                logger.error(
+                    "ws_path_broken",
+                    extra={"user_id": self.user_id, "connection_id": self.connection_id, "reason": exc.reason},
+                    exc_info=exc.__cause__,
+                )
+                await self._fail(CLOSE_INTERNAL, exc.reason)
+            except asyncio.TimeoutError:
+                logger.error("ws_frame_timeout", extra={"user_id": self.user_id, "connection_id": self.connection_id})
+                await self._fail(CLOSE_INTERNAL, "frame timeout")
 
     async def _receive(self, text_data: str | None, bytes_data: bytes | None) -> None:
         self._last_activity = time.monotonic()
-        if not limiter.allow(self.user_id):
-            await self.push_frame(
-                protocol.error_frame_for(
-                    errors.RateLimited("too many frames", {"retry_after": limiter.retry_after(self.user_id)})
-                )
-            )
-            return
         client_msg_id = None
         try:
+            # Parsed before the rate limit (orjson, bounded by WS_MAX_FRAME_BYTES) so that a
+            # refused send-message names its client_msg_id.
             try:
                 command = protocol.parse_frame(text_data, binary=bytes_data is not None)
             except errors.GoChatError:
                 metrics.WS_FRAMES_IN.labels(type="invalid").inc()
+                await self._check_rate()  # bad frames count too
                 raise
-            metrics.WS_FRAMES_IN.labels(type=_COMMAND_TYPES.get(type(command), "other")).inc()
             if isinstance(command, protocol.SendMessage):
                 client_msg_id = command.client_msg_id
+            await self._check_rate()
+            metrics.WS_FRAMES_IN.labels(type=_COMMAND_TYPES.get(type(command), "other")).inc()
+            if isinstance(command, protocol.SendMessage):
                 await self._on_send_message(command)
             elif isinstance(command, protocol.Sync):
                 await self._on_sync(command)
@@ -140,12 +190,22 @@ class GatewayConsumer(AsyncWebsocketConsumer):
                 await self._on_ping()
         except errors.GoChatError as exc:
             await self.push_frame(protocol.error_frame_for(exc, client_msg_id=client_msg_id))
+        except (_PathBroken, asyncio.CancelledError):
+            raise
         except Exception as exc:
             logger.exception("ws_frame_failed", extra={"user_id": self.user_id, "connection_id": self.connection_id})
             await self.push_frame(protocol.error_frame_for(exc, client_msg_id=client_msg_id))
 
+    async def _check_rate(self) -> None:
+        """Raise RateLimited (1006) past WS_RATE_LIMIT frames of this user (every socket)."""
+        allowed, retry_after = await get_limiter().acheck(self.user_id)
+        if not allowed:
+            raise errors.RateLimited("too many frames", {"retry_after": retry_after})
+
     async def _on_send_message(self, command: protocol.SendMessage) -> None:
-        await database_sync_to_async(check_member)(user_id=self.user_id, conversation_id=command.conversation_id)
+        # Warm cache: no database, no thread hop. A miss reads the database in its thread.
+        if not is_known_member(user_id=self.user_id, conversation_id=command.conversation_id):
+            await database_sync_to_async(check_member)(user_id=self.user_id, conversation_id=command.conversation_id)
         trace_id = tracing.current_trace_id() or tracing.new_trace_id()
         upstream = pb.UpstreamMessage(
             trace_id=trace_id,
@@ -159,12 +219,15 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             received_at_ms=int(time.time() * 1000),
         )
         # Keyed by conversation: one conversation stays on one partition, so in order.
-        get_producer().produce(
-            settings.KAFKA_UPSTREAM_TOPIC,
-            upstream.SerializeToString(),
-            key=str(command.conversation_id),
-            headers={"trace_id": trace_id},
-        )
+        try:
+            get_producer().produce(
+                settings.KAFKA_UPSTREAM_TOPIC,
+                upstream.SerializeToString(),
+                key=str(command.conversation_id),
+                headers={"trace_id": trace_id},
+            )
+        except Exception as exc:
+            raise _PathBroken("upstream unavailable") from exc
         metrics.MESSAGES_ACCEPTED.inc()
         delivery_trace.record(
             "accepted",
@@ -195,7 +258,12 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         )
 
     async def _on_ping(self) -> None:
-        await get_presence().aheartbeat(self.user_id, self.connection_id, settings.GATEWAY_ID)
+        try:
+            await get_presence().aheartbeat(self.user_id, self.connection_id, settings.GATEWAY_ID)
+        except Exception as exc:
+            # Not refreshed, the entry expires and routing stops finding this socket:
+            # served no longer, so closed for the client to reconnect.
+            raise _PathBroken("presence unavailable") from exc
         await self.push_frame(protocol.pong_frame())
 
     # --- frames to the client (also called by downstream delivery) --------------------------

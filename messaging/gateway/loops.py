@@ -1,5 +1,6 @@
 """Background loops of a gateway process, started with its first WebSocket: the
-downstream consumer, the presence liveness heartbeat of this gateway and, in the
+downstream consumer, the presence liveness heartbeat of this gateway, the membership
+cache's invalidation listener (with Redis) and, in the
 embedded default (settings.EMBEDDED_LOGIC), the logic consumer itself, so one daphne
 process is a complete chat server."""
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 from django.conf import settings
 
 from messaging.consumers_registry import CONSUMERS, arun_consumer
+from messaging.gateway.membership import run_invalidation_listener
 from messaging.presence import get_presence
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ async def ensure_started() -> None:
     coroutines = {
         "gateway-downstream": arun_consumer(CONSUMERS["gateway-downstream"], stop=state.stop),
         "gateway-heartbeat": _gateway_heartbeat(state.stop),
+        "membership-invalidations": run_invalidation_listener(state.stop),
     }
     if settings.EMBEDDED_LOGIC:
         coroutines["embedded-logic"] = arun_consumer(CONSUMERS["logic"], stop=state.stop)

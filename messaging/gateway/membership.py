@@ -95,6 +95,10 @@ class MembershipCache:
             self._entries.clear()
             self._trusted = trusted or not _uses_redis()
 
+    @property
+    def trusted(self) -> bool:
+        return self._trusted
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -196,7 +200,7 @@ async def run_invalidation_listener(stop: asyncio.Event) -> None:
             await pubsub.subscribe(INVALIDATION_CHANNEL)
             # Wait for the subscribe confirmation before trusting anything.
             while not stop.is_set():
-                message = await pubsub.get_message(timeout=1.0)
+                message = await pubsub.get_message(timeout=0.25)
                 if message is None:
                     continue
                 if message["type"] == "subscribe":

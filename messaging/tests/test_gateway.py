@@ -148,8 +148,11 @@ async def test_unknown_conversation_is_1003(ws_client, alice):
 
 
 async def test_flood_past_the_rate_limit_gets_1006_without_closing(ws_client, alice, settings, monkeypatch):
-    from messaging.gateway.ratelimit import limiter
+    from messaging.gateway.ratelimit import get_limiter, reset_limiters
 
+    settings.WS_RATE_LIMIT_BACKEND = "memory"
+    reset_limiters()
+    limiter = get_limiter()
     now = [1000.0]
     monkeypatch.setattr(limiter, "_clock", lambda: now[0])
     settings.WS_RATE_LIMIT = 3
