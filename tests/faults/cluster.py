@@ -14,6 +14,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tests.faults.netns import Namespace
 from tests.faults.services import PrivateServices
 from tests.harness.stack import ROOT, Proc, Stack, embedded_env
 
@@ -38,9 +39,12 @@ SUITE_SETTINGS = {
 
 
 class FaultCluster:
-    def __init__(self, services: PrivateServices, tmpdir: Path, **overrides: object) -> None:
+    def __init__(self, services: PrivateServices, tmpdir: Path, *, netns: bool = False, **overrides: object) -> None:
+        """`netns`: gw-a runs inside a network namespace of its own (tests/faults/netns.py)."""
         self.services = services
         self.run = uuid.uuid4().hex[:8]
+        self.namespace = Namespace(self.run) if netns else None
+        self._where: dict[str, dict] = {}  # gateway name -> host / wrap of Stack.gateway
         env = embedded_env(**SUITE_SETTINGS)
         env.update(
             {
@@ -74,8 +78,18 @@ class FaultCluster:
     # --- processes ---------------------------------------------------------------------
     def start(self) -> None:
         """gw-a, gw-b, logic-1, logic-2 and the worker, started side by side."""
+        if self.namespace is not None:
+            self.namespace.create()
+            services = self.services
+            ports = [services.postgres.port, services.redis.port, services.broker_redis.port, services.tansu.port]
+            self.namespace.start_relays(self.stack, ports)
+            self._where["gw-a"] = {
+                "host": self.namespace.ns_ip,
+                "wrap": self.namespace.wrap,
+                "env": {"ALLOWED_HOSTS": f"127.0.0.1,localhost,{self.namespace.ns_ip}"},
+            }
         with ThreadPoolExecutor(max_workers=5) as pool:
-            gateways = {name: pool.submit(self.stack.gateway, name) for name in ("gw-a", "gw-b")}
+            gateways = {name: pool.submit(self.stack.gateway, name, **self._where.get(name, {})) for name in ("gw-a", "gw-b")}
             logics = {name: pool.submit(self.stack.logic, name) for name in ("logic-1", "logic-2")}
             worker = pool.submit(self.stack.worker, name="worker")
             self.gateways = {name: future.result() for name, future in gateways.items()}
@@ -87,7 +101,7 @@ class FaultCluster:
         old = self.gateways[name]
         if old.alive():
             old.kill()
-        self.gateways[name] = self.stack.gateway(name, old.port)
+        self.gateways[name] = self.stack.gateway(name, old.port, **self._where.get(name, {}))
         return self.gateways[name]
 
     def restart_logic(self, name: str) -> Proc:
@@ -105,6 +119,8 @@ class FaultCluster:
 
     def stop(self) -> None:
         self.stack.stop()
+        if self.namespace is not None:
+            self.namespace.destroy()
 
     def logs(self) -> dict[str, str]:
         return {proc.name: str(proc.log_path) for proc in self.stack.procs}

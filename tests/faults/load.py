@@ -48,7 +48,7 @@ class Planned:
 
 @dataclass
 class ClientConfig:
-    pace: float = 0.5  # seconds between two new sends
+    pace: float = 1.0  # seconds between two new sends
     window: int = 4  # unacknowledged sends in flight before the next new one waits
     resend_after: float = 3.0
     backoff_base: float = 0.5

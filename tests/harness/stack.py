@@ -110,11 +110,14 @@ def env_from_settings(*, celery_broker_url: str = "", **overrides: object) -> di
 class Proc:
     """One child process (its own process group) with its log file."""
 
-    def __init__(self, name: str, process: subprocess.Popen, log_path: Path, port: int | None = None) -> None:
+    def __init__(
+        self, name: str, process: subprocess.Popen, log_path: Path, port: int | None = None, host: str = "127.0.0.1"
+    ) -> None:
         self.name = name
         self.process = process
         self.log_path = log_path
         self.port = port
+        self.host = host
 
     def __repr__(self) -> str:
         return f"Proc({self.name!r}, pid={self.pid}, port={self.port})"
@@ -125,11 +128,11 @@ class Proc:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return f"ws://{self.host}:{self.port}/ws"
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -174,6 +177,11 @@ class Proc:
         """SIGTERM (a graceful stop), SIGKILL after `timeout` seconds."""
         return self.kill(signal.SIGTERM, timeout=timeout)
 
+    def signal(self, sig: int) -> None:
+        """Send `sig` to the process group without waiting (SIGSTOP / SIGCONT: a frozen process)."""
+        if self.alive():
+            os.killpg(self.process.pid, sig)
+
 
 def _wait_http_ok(proc: Proc, path: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
@@ -210,12 +218,25 @@ class Stack:
         env.update({name: str(value) for name, value in (extra or {}).items()})
         return env
 
-    def spawn(self, name: str, command: list[str], *, env: dict[str, object] | None = None, port: int | None = None) -> Proc:
-        """Start `command` from the project root; its output goes to tmpdir/<name>.log."""
+    def spawn(
+        self,
+        name: str,
+        command: list[str],
+        *,
+        env: dict[str, object] | None = None,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        wrap: list[str] | None = None,
+    ) -> Proc:
+        """Start `command` from the project root; its output goes to tmpdir/<name>.log.
+
+        `wrap` prefixes the command (e.g. `ip netns exec <ns>`: the process runs in a
+        network namespace, reachable at `host`).
+        """
         log_path = self.tmpdir / f"{name}.log"
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
-                command,
+                [*(wrap or []), *command],
                 cwd=ROOT,
                 env=self._env(env),
                 stdout=log,
@@ -224,7 +245,7 @@ class Stack:
                 # Own process group: kill() takes the children (prefork pool) down too.
                 start_new_session=True,
             )
-        proc = Proc(name, process, log_path, port)
+        proc = Proc(name, process, log_path, port, host)
         self.procs.append(proc)
         return proc
 
@@ -239,16 +260,26 @@ class Stack:
         return result.stdout
 
     def gateway(
-        self, gateway_id: str, port: int | None = None, *, env: dict[str, object] | None = None, timeout: float = 60.0
+        self,
+        gateway_id: str,
+        port: int | None = None,
+        *,
+        env: dict[str, object] | None = None,
+        timeout: float = 60.0,
+        host: str = "127.0.0.1",
+        wrap: list[str] | None = None,
     ) -> Proc:
-        """`daphne gochat_site.asgi:application` on 127.0.0.1 as GATEWAY_ID=gateway_id.
+        """`daphne gochat_site.asgi:application` on `host` (127.0.0.1) as GATEWAY_ID=gateway_id.
 
         Returns once /healthz answers. Its downstream consumer starts with its first
         WebSocket (messaging.gateway.loops), so a test's first round trip also waits for it.
+        `host` and `wrap` run it elsewhere, e.g. inside a network namespace (Stack.spawn).
         """
         port = port or free_port()
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "gochat_site.asgi:application"]
-        proc = self.spawn(gateway_id, command, env={"GATEWAY_ID": gateway_id, **(env or {})}, port=port)
+        command = [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "gochat_site.asgi:application"]
+        proc = self.spawn(
+            gateway_id, command, env={"GATEWAY_ID": gateway_id, **(env or {})}, port=port, host=host, wrap=wrap
+        )
         self._ready_or_stop(proc, lambda: _wait_http_ok(proc, "/healthz", timeout))
         return proc
 
