@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.harness.stack import embedded_env
+from tests.harness.wsclient import WsClient
 
 pytestmark = pytest.mark.e2e
 
@@ -59,3 +60,39 @@ def test_seed_demo_words_are_found_right_after_make_run(launch, tmp_path):
     # A prefix, as typed: "gro" finds "group".
     assert contents("demo gro") == ["Welcome to the GoChat demo group, everyone!"]
     assert contents("offl") == ["And nothing is lost while you are offline."]
+
+
+async def test_messages_sent_over_the_websocket_are_found_once_acknowledged(launch, tmp_path):
+    # The logic loop persists a consumed batch with one multi-row INSERT: the FTS5
+    # triggers index those rows with no index task at all.
+    stack = launch(embedded_env(SQLITE_PATH=tmp_path / "gochat.sqlite3", GATEWAY_ID="gw-search"))
+    stack.manage("migrate", "--noinput", "-v", "0")
+    server = stack.runserver()
+    tokens = {}
+    for name in ("ann", "ben"):
+        assert httpx.post(
+            f"{server.url}/api/v1/users/register", json={"username": name, "password": "correct-horse-9-battery"}
+        ).status_code == 201
+        login = httpx.post(f"{server.url}/api/v1/auth/login", json={"username": name, "password": "correct-horse-9-battery"})
+        tokens[name] = login.json()["access"]
+    opened = httpx.post(
+        f"{server.url}/api/v1/conversations/create",
+        json={"username": "ben"},
+        headers={"Authorization": f"Bearer {tokens['ann']}"},
+    )
+    conversation_id = opened.json()["id"]
+
+    ann_ws = await WsClient.connect(server.ws_url, tokens["ann"], name="ann")
+    try:
+        sent = [await ann_ws.send_message(conversation_id, text) for text in ("pizza tonight?", "pizzeria at 8", "or sushi")]
+        acks = [await ann_ws.ack_for(client_msg_id) for client_msg_id in sent]
+    finally:
+        await ann_ws.close()
+
+    response = httpx.get(
+        f"{server.url}/api/v1/search", params={"q": "pizz"}, headers={"Authorization": f"Bearer {tokens['ben']}"}
+    )
+    assert response.status_code == 200, response.text
+    found = {result["message"]["id"] for result in response.json()["results"]}
+    assert found == {acks[0]["message_id"], acks[1]["message_id"]}
+    assert server.alive(), server.log_tail()
