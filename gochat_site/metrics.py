@@ -70,6 +70,18 @@ CONSUMER_LAG = Gauge(
     ["consumer", "group"],
     multiprocess_mode="livesum",
 )
+CONSUMER_ASSIGNED = Gauge(
+    "gochat_kafka_consumer_assigned_partitions",
+    "Partitions a consumer loop owns at its last stall check",
+    ["consumer", "group"],
+    multiprocess_mode="livesum",
+)
+# Alert on any increase: the loop re-created its consumer because the group stopped moving.
+CONSUMER_STALLS = Counter(
+    "gochat_kafka_consumer_stalls_total",
+    "Consumer re-creations after a stall (reason: no_progress, unassigned, orphaned_partition)",
+    ["consumer", "group", "reason"],
+)
 
 # --- tasks --------------------------------------------------------------------------------
 CELERY_TASKS = Counter("gochat_celery_tasks_total", "Celery task runs that ended, by task and state", ["task", "state"])
@@ -86,6 +98,14 @@ PUSH_FAILED = Counter("gochat_push_failed_total", "Push notifications that faile
 TRACE_EVENTS_DROPPED = Counter(
     "gochat_delivery_trace_dropped_total", "Delivery-trace events dropped (recorder queue full or store down)"
 )
+
+
+def set_consumer_assignment(*, consumer: str, group: str, partitions: int) -> None:
+    CONSUMER_ASSIGNED.labels(consumer=consumer, group=group).set(partitions)
+
+
+def count_consumer_stall(*, consumer: str, group: str, reason: str) -> None:
+    CONSUMER_STALLS.labels(consumer=consumer, group=group, reason=reason).inc()
 
 
 def set_consumer_lag(*, consumer: str, group: str, lag: Mapping[tuple[str, int], int]) -> None:

@@ -232,6 +232,16 @@ KAFKA_TASK_DLQ_TOPIC = env_str("KAFKA_TASK_DLQ_TOPIC", "im-task-dlq")
 # Upstream records the logic consumer cannot decode go here instead of stopping the loop.
 KAFKA_UPSTREAM_DLQ_TOPIC = env_str("KAFKA_UPSTREAM_DLQ_TOPIC", "im-upstream-dlq")
 KAFKA_LOGIC_GROUP = env_str("KAFKA_LOGIC_GROUP", "im-logic-group")
+# Static membership of the logic group (group.instance.id, e.g. the pod name of a
+# StatefulSet): a restart within the session timeout keeps its partitions without a
+# rebalance. Empty = dynamic member (the Tansu test broker stalls with static members).
+KAFKA_LOGIC_INSTANCE_ID = env_str("KAFKA_LOGIC_INSTANCE_ID", "")
+# partition.assignment.strategy of every consumer. cooperative-sticky: a member joining or
+# leaving moves only the partitions that change owner, the others keep being consumed;
+# with the eager default (range) the Tansu test broker wedges a group whose member is
+# slow to rejoin. Every member of a group must use the same one: switch a running
+# deployment by stopping all logic processes first. Empty = librdkafka's default.
+KAFKA_ASSIGNMENT_STRATEGY = env_str("KAFKA_ASSIGNMENT_STRATEGY", "cooperative-sticky")
 KAFKA_TASK_BRIDGE_GROUP = env_str("KAFKA_TASK_BRIDGE_GROUP", "im-task-bridge-group")
 # Partitions of the task topic: the most task bridges that can consume side by side.
 KAFKA_TASK_PARTITIONS = env_int("KAFKA_TASK_PARTITIONS", 2)
@@ -386,6 +396,18 @@ SPECTACULAR_SETTINGS = {
 METRICS_PORT = env_int("METRICS_PORT", 0)
 # Seconds between two consumer-lag samples of a Kafka consumer loop (one broker round trip).
 KAFKA_LAG_SAMPLE_SECONDS = env_float("KAFKA_LAG_SAMPLE_SECONDS", 15.0)
+# Stall detection of the consumer loops (docs/bus-and-presence.md): a partition with
+# records after its committed offset that does not move for KAFKA_STALL_SECONDS makes
+# its owner (or a member owning nothing) re-create its consumer; sampled every
+# KAFKA_STALL_CHECK_SECONDS (1 + partitions broker round trips; 0 = off). Keep the stall
+# time above the session timeout: a rebalance after a crash legitimately takes that long.
+KAFKA_STALL_SECONDS = env_float("KAFKA_STALL_SECONDS", 90.0)
+KAFKA_STALL_CHECK_SECONDS = env_float("KAFKA_STALL_CHECK_SECONDS", 5.0)
+# run_logic's /healthz, /readyz (assignment, lag, stall) and /metrics: 0 = off.
+HEALTH_PORT = env_int("HEALTH_PORT", 0)
+HEALTH_HOST = env_str("HEALTH_HOST", "127.0.0.1")
+# Gateway /readyz: seconds to wait for the bus broker's metadata answer.
+READYZ_BUS_TIMEOUT_SECONDS = env_float("READYZ_BUS_TIMEOUT_SECONDS", 2.0)
 # Per-message delivery timeline for the admin; off removes every record() call's work.
 DELIVERY_TRACE_ENABLED = env_bool("DELIVERY_TRACE_ENABLED", True)
 DELIVERY_TRACE_BACKEND = env_str("DELIVERY_TRACE_BACKEND", "redis" if REDIS_URL else "memory")

@@ -4,6 +4,13 @@ Each consumer is named once with its topics, consumer group, partition count and
 processing function (a dotted path, imported when the consumer starts). The loop is
 poll -> process -> commit: offsets are committed by hand, only after the processing
 function returned, so a crash re-delivers the batch (at-least-once).
+
+Between polls a watch samples the group's committed offsets and log ends every
+KAFKA_STALL_CHECK_SECONDS. A partition with records after its committed offset whose
+committed offset has not moved for KAFKA_STALL_SECONDS is stuck; a member that owns it,
+or owns nothing at all, is stalled and re-creates its consumer with backoff (a fresh
+join of the group), logs `<name>_consumer_stalled` and counts it in
+gochat_kafka_consumer_stalls_total (docs/bus-and-presence.md).
 """
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import close_old_connections, connections
@@ -28,6 +35,8 @@ logger = logging.getLogger(__name__)
 POLL_TIMEOUT_SECONDS = 0.5
 # Pause before re-creating a consumer whose batch failed (resumes from the last commit).
 RETRY_PAUSE_SECONDS = 1.0
+# Longest pause between two re-creations of a consumer that stays stalled.
+STALL_BACKOFF_MAX_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,8 @@ class ConsumerSpec:
     partitions: Callable[[], int]
     # fn(records) -> None; sync functions are run in a thread by the async loop.
     process: str
+    # Kafka group.instance.id (static membership); empty = a dynamic member.
+    instance_id: Callable[[], str] = field(default=lambda: "")
 
     def process_function(self) -> Callable[[Sequence[BusRecord]], object]:
         return import_string(self.process)
@@ -52,6 +63,7 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             group=lambda: settings.KAFKA_LOGIC_GROUP,
             partitions=lambda: settings.KAFKA_UPSTREAM_PARTITIONS,
             process="messaging.logic.process_upstream_batch",
+            instance_id=lambda: settings.KAFKA_LOGIC_INSTANCE_ID,
         ),
         # Every gateway process runs one, on its own topic and in its own group.
         ConsumerSpec(
@@ -88,24 +100,254 @@ class _LagSampler:
         metrics.set_consumer_lag(consumer=self.spec.name, group=self.spec.group(), lag=lag)
 
 
+# --- stall detection --------------------------------------------------------------------
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Why a consumer is considered stuck: reason is `no_progress` (it owns a stuck
+    partition), `unassigned` (it owns nothing while a partition is stuck) or
+    `orphaned_partition` (a partition nobody moves for twice the stall time)."""
+
+    reason: str
+    stuck_seconds: float
+    stuck_partitions: list[TopicPartition]
+    lag: int
+    assignment: list[TopicPartition]
+
+
+class StallDetector:
+    """Decides from successive samples of (assignment, group progress) whether the
+    consumer should be re-created. Pure logic with an injectable clock.
+
+    A partition is stuck while it has records after the group's committed offset and
+    that offset has not moved. Its clock restarts when the offset moves, when the lag
+    reaches 0, and when the partition is newly assigned to this member (a new owner
+    gets the full stall time to start).
+    """
+
+    def __init__(self, stall_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stall_seconds = stall_seconds
+        self.clock = clock
+        self._since: dict[TopicPartition, tuple[int, float]] = {}
+        self._owned: set[TopicPartition] = set()
+        self._unassigned_since: float | None = None
+
+    def reset(self) -> None:
+        """Forget everything: a re-created consumer starts with a full grace period."""
+        self._since.clear()
+        self._owned = set()
+        self._unassigned_since = None
+
+    def stuck_for(self, tp: TopicPartition) -> float:
+        entry = self._since.get(tp)
+        return 0.0 if entry is None else self.clock() - entry[1]
+
+    def update(
+        self, assignment: Sequence[TopicPartition], progress: dict[TopicPartition, tuple[int, int]]
+    ) -> Stall | None:
+        now = self.clock()
+        owned = set(assignment)
+        newly_owned = owned - self._owned
+        self._owned = owned
+        if owned:
+            self._unassigned_since = None
+        elif self._unassigned_since is None:
+            self._unassigned_since = now
+        lag_total = 0
+        stuck: dict[TopicPartition, float] = {}
+        for tp, (committed, end) in progress.items():
+            lag = max(0, end - committed)
+            lag_total += lag
+            previous = self._since.get(tp)
+            if lag == 0:
+                self._since.pop(tp, None)
+                continue
+            if previous is None or previous[0] != committed or tp in newly_owned:
+                self._since[tp] = (committed, now)
+                continue
+            stuck[tp] = now - previous[1]
+        limit = self.stall_seconds
+
+        def stall(reason: str, partitions: list[TopicPartition]) -> Stall:
+            return Stall(
+                reason=reason,
+                stuck_seconds=round(max(stuck[tp] for tp in partitions), 1),
+                stuck_partitions=sorted(partitions),
+                lag=lag_total,
+                assignment=sorted(owned),
+            )
+
+        mine = [tp for tp, seconds in stuck.items() if tp in owned and seconds >= limit]
+        if mine:
+            return stall("no_progress", mine)
+        if not owned and self._unassigned_since is not None and now - self._unassigned_since >= limit:
+            anywhere = [tp for tp, seconds in stuck.items() if seconds >= limit]
+            if anywhere:
+                return stall("unassigned", anywhere)
+        # Another member owns it and should have re-created itself by now (or nobody owns
+        # it): a fresh join of this member triggers the rebalance that hands it out again.
+        orphaned = [tp for tp, seconds in stuck.items() if tp not in owned and seconds >= 2 * limit]
+        if orphaned:
+            return stall("orphaned_partition", orphaned)
+        return None
+
+
+class ConsumerHealth:
+    """What a consumer loop last saw, for /readyz of its process (thread-safe)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._state: dict[str, object] = {
+            "consumer": name,
+            "running": False,
+            "checked": False,
+            "assignment": [],
+            "lag": 0,
+            "owned_lag": 0,
+            "waiting_partitions": 0,
+            "stalled": None,
+            "stalls": 0,
+        }
+
+    def update(self, **fields: object) -> None:
+        with self._lock:
+            self._state.update(fields)
+
+    def snapshot(self) -> dict[str, object]:
+        with self._lock:
+            state = dict(self._state)
+        state["ready"] = self._ready(state)
+        return state
+
+    @staticmethod
+    def _ready(state: dict[str, object]) -> bool:
+        if not state["running"] or not state["checked"] or state["stalled"]:
+            return False
+        # Owning nothing is fine for a spare member of a busy group; owning nothing while
+        # records wait on a partition that did not move since the last check is not.
+        return bool(state["assignment"]) or not state["waiting_partitions"]
+
+
+class _Watch:
+    """Samples the group between polls, feeds the detector, publishes health."""
+
+    def __init__(self, spec: ConsumerSpec, health: ConsumerHealth | None) -> None:
+        self.spec = spec
+        self.health = health
+        self.detector = StallDetector(settings.KAFKA_STALL_SECONDS)
+        self.interval = settings.KAFKA_STALL_CHECK_SECONDS
+        self.next_at = 0.0
+        self.stalls_in_a_row = 0
+
+    def due(self) -> bool:
+        return self.interval > 0 and time.monotonic() >= self.next_at
+
+    def reopened(self) -> None:
+        self.detector.reset()
+        self.next_at = 0.0
+
+    def check(self, consumer: Consumer) -> Stall | None:
+        self.next_at = time.monotonic() + self.interval
+        try:
+            assignment = consumer.assignment()
+            progress = consumer.group_progress()
+        except Exception:  # noqa: BLE001 - a broker hiccup must not stop the loop
+            logger.warning("consumer_watch_failed", extra={"consumer": self.spec.name}, exc_info=True)
+            return None
+        stall = self.detector.update(assignment, progress)
+        owned = set(assignment)
+        lag = {tp: max(0, end - committed) for tp, (committed, end) in progress.items()}
+        waiting = sum(1 for tp, n in lag.items() if n > 0 and self.detector.stuck_for(tp) > 0)
+        metrics.set_consumer_assignment(consumer=self.spec.name, group=self.spec.group(), partitions=len(owned))
+        if stall is None and not waiting:
+            # Only a group that moves again ends the backoff; a re-created consumer that
+            # has not stalled yet is still in its grace period.
+            self.stalls_in_a_row = 0
+        if self.health is not None:
+            self.health.update(
+                checked=True,
+                assignment=[f"{topic}:{partition}" for topic, partition in sorted(owned)],
+                lag=sum(lag.values()),
+                owned_lag=sum(n for tp, n in lag.items() if tp in owned),
+                waiting_partitions=waiting,
+                stalled=stall.reason if stall else None,
+            )
+        return stall
+
+    def record_stall(self, stall: Stall) -> float:
+        """Log and count a stall; return the pause before the consumer is re-created."""
+        self.stalls_in_a_row += 1
+        backoff = min(STALL_BACKOFF_MAX_SECONDS, RETRY_PAUSE_SECONDS * 2 ** (self.stalls_in_a_row - 1))
+        event = f"{self.spec.name.replace('-', '_')}_consumer_stalled"
+        logger.error(
+            event,
+            extra={
+                "consumer": self.spec.name,
+                "group": self.spec.group(),
+                "reason": stall.reason,
+                "stuck_seconds": stall.stuck_seconds,
+                "stuck_partitions": [f"{t}:{p}" for t, p in stall.stuck_partitions],
+                "lag": stall.lag,
+                "assignment": [f"{t}:{p}" for t, p in stall.assignment],
+                "stalls_in_a_row": self.stalls_in_a_row,
+                "backoff_seconds": backoff,
+            },
+        )
+        metrics.count_consumer_stall(consumer=self.spec.name, group=self.spec.group(), reason=stall.reason)
+        if self.health is not None:
+            snapshot = self.health.snapshot()
+            self.health.update(stalls=int(snapshot["stalls"]) + 1)  # type: ignore[call-overload]
+        return backoff
+
+
+def _commit(spec: ConsumerSpec, consumer: Consumer) -> None:
+    try:
+        consumer.commit()
+    except Exception:  # noqa: BLE001 - e.g. a rebalance took the partitions meanwhile
+        # Not fatal: the batch is processed, its records come again to whoever owns the
+        # partition next, and processing is idempotent (at-least-once).
+        logger.warning("consumer_commit_failed", extra={"consumer": spec.name, "group": spec.group()}, exc_info=True)
+
+
 def _open(spec: ConsumerSpec) -> Consumer:
     ensure_topics(spec.topics(), spec.partitions())
-    consumer = get_consumer(spec.topics(), spec.group())
+    consumer = get_consumer(spec.topics(), spec.group(), instance_id=spec.instance_id())
     logger.info("consumer_started", extra={"consumer": spec.name, "topics": spec.topics(), "group": spec.group()})
     return consumer
 
 
-def run_consumer(spec: ConsumerSpec, *, stop: threading.Event, batch_size: int | None = None) -> None:
+def run_consumer(
+    spec: ConsumerSpec,
+    *,
+    stop: threading.Event,
+    batch_size: int | None = None,
+    health: ConsumerHealth | None = None,
+) -> None:
     """Run `spec` in this thread until `stop` is set (the run_logic command)."""
     process = spec.process_function()
     size = batch_size or settings.KAFKA_CONSUME_BATCH
     metrics.start_metrics_server()
     lag = _LagSampler(spec)
+    watch = _Watch(spec, health)
     consumer = _open(spec)
+    if health is not None:
+        health.update(running=True)
     try:
         while not stop.is_set():
             if lag.due():
                 lag.sample(consumer)
+            if watch.due():
+                stall = watch.check(consumer)
+                if stall is not None:
+                    # A fresh join of the group; the new consumer resumes from the last commit.
+                    consumer.close()
+                    stop.wait(watch.record_stall(stall))
+                    consumer = _open(spec)
+                    watch.reopened()
+                    continue
             records = consumer.consume(size, POLL_TIMEOUT_SECONDS)
             if not records:
                 continue
@@ -119,9 +361,12 @@ def run_consumer(spec: ConsumerSpec, *, stop: threading.Event, batch_size: int |
                 consumer.close()
                 stop.wait(RETRY_PAUSE_SECONDS)
                 consumer = _open(spec)
+                watch.reopened()
                 continue
-            consumer.commit()
+            _commit(spec, consumer)
     finally:
+        if health is not None:
+            health.update(running=False)
         consumer.close()
         connections.close_all()
         logger.info("consumer_stopped", extra={"consumer": spec.name})
@@ -149,11 +394,23 @@ async def arun_consumer(
             process = database_sync_to_async(function)
     size = batch_size or settings.KAFKA_CONSUME_BATCH
     lag = _LagSampler(spec)
+    watch = _Watch(spec, None)
     consumer = await asyncio.to_thread(_open, spec)
     try:
         while not stop.is_set():
             if lag.due():
                 await asyncio.to_thread(lag.sample, consumer)
+            if watch.due():
+                stall = await asyncio.to_thread(watch.check, consumer)
+                if stall is not None:
+                    await asyncio.to_thread(consumer.close)
+                    try:
+                        await asyncio.wait_for(stop.wait(), watch.record_stall(stall))
+                    except asyncio.TimeoutError:
+                        pass
+                    consumer = await asyncio.to_thread(_open, spec)
+                    watch.reopened()
+                    continue
             records = await asyncio.to_thread(consumer.consume, size, POLL_TIMEOUT_SECONDS)
             if not records:
                 continue
@@ -167,8 +424,9 @@ async def arun_consumer(
                 except asyncio.TimeoutError:
                     pass
                 consumer = await asyncio.to_thread(_open, spec)
+                watch.reopened()
                 continue
-            await asyncio.to_thread(consumer.commit)
+            await asyncio.to_thread(_commit, spec, consumer)
     finally:
         await asyncio.to_thread(consumer.close)
         logger.info("consumer_stopped", extra={"consumer": spec.name})

@@ -19,7 +19,30 @@ class TestHealth:
     def test_readyz_checks_database_and_cache(self, client):
         r = client.get("/readyz")
         assert r.status_code == 200, r.content
-        assert r.json() == {"status": "ready", "checks": {"database": "ok", "cache": "ok"}}
+        assert r.json() == {"status": "ready", "checks": {"database": "ok", "cache": "ok", "bus": "ok"}}
+
+    def test_readyz_reports_an_unreachable_bus_broker_within_its_timeout(self, client, settings):
+        import time
+
+        from messaging.bus import reset_bus
+
+        # Nothing listens on port 1: the producer's metadata request cannot be answered.
+        settings.BUS_BACKEND = "kafka"
+        settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"
+        settings.READYZ_BUS_TIMEOUT_SECONDS = 1.0
+        reset_bus()
+        try:
+            started = time.monotonic()
+            r = client.get("/readyz")
+            elapsed = time.monotonic() - started
+        finally:
+            reset_bus()
+        assert r.status_code == 503
+        body = r.json()
+        assert body["status"] == "not ready"
+        assert body["checks"]["bus"].startswith("error")
+        assert body["checks"]["database"] == "ok"
+        assert elapsed < 5
 
     def test_readyz_reports_a_broken_cache(self, client, settings):
         # A cache backend that cannot reach its server (nothing listens on port 1);

@@ -67,13 +67,17 @@ def get_producer() -> Producer:
         return _producers.setdefault(cache_key, producer)
 
 
-def get_consumer(topics: list[str], group_id: str) -> Consumer:
-    """A new consumer of `topics` in consumer group `group_id` (commit by hand)."""
+def get_consumer(topics: list[str], group_id: str, *, instance_id: str = "") -> Consumer:
+    """A new consumer of `topics` in consumer group `group_id` (commit by hand).
+
+    `instance_id` makes it a static member of the group (Kafka's group.instance.id);
+    the in-memory bus has no rebalance cost to save and ignores it.
+    """
     if _backend() == "memory":
         return MemoryConsumer(memory_broker(), topics, group_id)
     from messaging.bus.kafka import KafkaConsumer
 
-    return KafkaConsumer(topics, group_id)
+    return KafkaConsumer(topics, group_id, instance_id=instance_id)
 
 
 def ensure_topics(names: list[str], partitions: int = 1) -> None:

@@ -14,6 +14,7 @@ import time
 from confluent_kafka import Consumer as _RdConsumer
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import Producer as _RdProducer
+from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from django.conf import settings
 
@@ -81,6 +82,10 @@ class KafkaProducer:
         if errors:
             raise BusDeliveryError("; ".join(errors))
 
+    def check(self, timeout: float = 2.0) -> None:
+        """One metadata round trip to the broker (KafkaException when none answers in time)."""
+        self._producer.list_topics(timeout=timeout)
+
     def close(self, timeout: float = 5.0) -> None:
         try:
             self.flush(timeout)
@@ -89,22 +94,28 @@ class KafkaProducer:
 
 
 class KafkaConsumer:
-    def __init__(self, topics: list[str], group_id: str) -> None:
+    def __init__(self, topics: list[str], group_id: str, *, instance_id: str = "") -> None:
         self.topics = list(topics)
         self.group_id = group_id
-        self._consumer = _RdConsumer(
-            {
-                "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
-                "group.id": group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "session.timeout.ms": settings.KAFKA_SESSION_TIMEOUT_MS,
-                "heartbeat.interval.ms": settings.KAFKA_HEARTBEAT_INTERVAL_MS,
-                "fetch.wait.max.ms": settings.KAFKA_FETCH_WAIT_MAX_MS,
-            }
-        )
+        config = {
+            "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": settings.KAFKA_SESSION_TIMEOUT_MS,
+            "heartbeat.interval.ms": settings.KAFKA_HEARTBEAT_INTERVAL_MS,
+            "fetch.wait.max.ms": settings.KAFKA_FETCH_WAIT_MAX_MS,
+        }
+        # Static membership is off by default: the Tansu test broker stops assigning
+        # partitions to a group with static members (docs/bus-and-presence.md).
+        if instance_id:
+            config["group.instance.id"] = instance_id
+        if settings.KAFKA_ASSIGNMENT_STRATEGY:
+            config["partition.assignment.strategy"] = settings.KAFKA_ASSIGNMENT_STRATEGY
+        self._consumer = _RdConsumer(config)
         self._consumer.subscribe(self.topics)
         self._closed = False
+        self._partitions: list[tuple[str, int]] = []
 
     def consume(self, max_records: int, timeout: float) -> list[BusRecord]:
         # librdkafka's consume(n, t) waits the whole timeout unless n records arrive;
@@ -167,6 +178,36 @@ class KafkaConsumer:
             # No commit yet (OFFSET_INVALID): the group starts at the earliest offset.
             start = tp.offset if tp.offset >= 0 else low
             result[(tp.topic, tp.partition)] = max(0, end - start)
+        return result
+
+    def _all_partitions(self, timeout: float) -> list[tuple[str, int]]:
+        # Partition counts do not change under GoChat (topics are created with their
+        # count); metadata is read until every topic has shown its partitions once.
+        if not self._partitions:
+            found: list[tuple[str, int]] = []
+            for topic in self.topics:
+                meta = self._consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+                if meta is None or meta.error is not None or not meta.partitions:
+                    return []
+                found.extend((topic, p) for p in sorted(meta.partitions))
+            self._partitions = found
+        return self._partitions
+
+    def group_progress(self, timeout: float = 5.0) -> dict[tuple[str, int], tuple[int, int]]:
+        """(committed, end) of every partition of the subscribed topics, for the group
+        (owned or not): 1 + partitions broker round trips."""
+        partitions = self._all_partitions(timeout)
+        if not partitions:
+            return {}
+        positions = {(tp.topic, tp.partition): tp.offset for tp in self._consumer.position(self._consumer.assignment())}
+        result: dict[tuple[str, int], tuple[int, int]] = {}
+        wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
+        for tp in self._consumer.committed(wanted, timeout=timeout):
+            low, high = self._consumer.get_watermark_offsets(tp, timeout=timeout, cached=False)
+            key = (tp.topic, tp.partition)
+            end = max(high, positions.get(key, -1))
+            start = tp.offset if tp.offset >= 0 else low
+            result[key] = (start, max(end, start))
         return result
 
     def close(self) -> None:

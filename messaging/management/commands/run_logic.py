@@ -1,5 +1,9 @@
 """`python manage.py run_logic`: the logic role. Consumes the upstream topic in the
-im-logic-group consumer group until SIGTERM/SIGINT, then finishes its batch and exits."""
+im-logic-group consumer group until SIGTERM/SIGINT, then finishes its batch and exits.
+
+With HEALTH_PORT set it serves /healthz, /readyz (its assignment, lag and stall state:
+503 while stalled or owning nothing while records wait) and /metrics on HEALTH_HOST.
+"""
 from __future__ import annotations
 
 import signal
@@ -9,7 +13,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from messaging.consumers_registry import CONSUMERS, run_consumer
+from gochat_site.health import serve_consumer_health
+from messaging.consumers_registry import CONSUMERS, ConsumerHealth, run_consumer
 
 
 class Command(BaseCommand):
@@ -29,6 +34,14 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
+        health = ConsumerHealth("logic")
+        server = None
+        if settings.HEALTH_PORT:
+            server = serve_consumer_health(health, port=settings.HEALTH_PORT, host=settings.HEALTH_HOST)
         self.stdout.write(f"run_logic: consuming {settings.KAFKA_UPSTREAM_TOPIC} as {settings.KAFKA_LOGIC_GROUP}")
-        run_consumer(CONSUMERS["logic"], stop=stop, batch_size=options["batch_size"])
+        try:
+            run_consumer(CONSUMERS["logic"], stop=stop, batch_size=options["batch_size"], health=health)
+        finally:
+            if server is not None:
+                server.shutdown()
         self.stdout.write("run_logic: stopped")
