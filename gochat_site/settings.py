@@ -365,12 +365,18 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "gochat_site.api_errors.exception_handler",
+    # JSON only, depth-checked before decoding (gochat_site/request_limits.py).
+    "DEFAULT_PARSER_CLASSES": ["gochat_site.request_limits.JsonBodyParser"],
     "DEFAULT_THROTTLE_RATES": {
         "login": env_str("THROTTLE_LOGIN", "20/min"),
         "send": env_str("THROTTLE_SEND", "600/min"),
         "register": env_str("THROTTLE_REGISTER", "30/min"),
     },
 }
+# Request limits (docs/api.md "Limits and bad input"): a larger body is answered 413/1001,
+# a JSON body nested deeper 400/1001, before it is parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", 2_621_440)
+API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32)
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_ACCESS_SECONDS", 3600)),
     "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_REFRESH_SECONDS", 14 * 86400)),
@@ -378,11 +384,19 @@ SIMPLE_JWT = {
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": True,
 }
+from gochat_site.id_params import ID_SCHEMA as _ID_SCHEMA  # noqa: E402 - plain data, no Django import
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "GoChat API",
     "DESCRIPTION": "REST API of GoChat, a horizontally scalable IM backend.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # `<id:...>` path segments (gochat_site/id_params.py): the exact id text accepted.
+    "PATH_CONVERTER_OVERRIDES": {"id": _ID_SCHEMA},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "gochat_site.api_schema.require_bodies_with_min_properties",
+    ],
     # Group roles: every role a member may hold, and the two an owner may assign.
     "ENUM_NAME_OVERRIDES": {
         "GroupRoleEnum": ["owner", "admin", "member"],
@@ -412,7 +426,12 @@ READYZ_BUS_TIMEOUT_SECONDS = env_float("READYZ_BUS_TIMEOUT_SECONDS", 2.0)
 DELIVERY_TRACE_ENABLED = env_bool("DELIVERY_TRACE_ENABLED", True)
 DELIVERY_TRACE_BACKEND = env_str("DELIVERY_TRACE_BACKEND", "redis" if REDIS_URL else "memory")
 # Fraction of traces kept (by trace id, so all processes agree); 1.0 = every message.
-DELIVERY_TRACE_SAMPLE_RATE = env_float("DELIVERY_TRACE_SAMPLE_RATE", 1.0)
+# Writing every message's events to Redis cost ~15% of the gateway's and the logic's CPU
+# under load (docs/benchmarks.md), so production keeps 5% unless told otherwise; the
+# in-memory ring of the embedded default costs nothing worth saving and keeps all.
+DELIVERY_TRACE_SAMPLE_RATE = env_float(
+    "DELIVERY_TRACE_SAMPLE_RATE", 1.0 if DELIVERY_TRACE_BACKEND == "memory" else 0.05
+)
 # Redis: how long a message's events live, and the most kept per key (huge fan-outs).
 DELIVERY_TRACE_TTL_SECONDS = env_int("DELIVERY_TRACE_TTL_SECONDS", 6 * 3600)
 DELIVERY_TRACE_MAX_EVENTS_PER_KEY = env_int("DELIVERY_TRACE_MAX_EVENTS_PER_KEY", 500)

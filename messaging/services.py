@@ -9,7 +9,7 @@ from typing import Union
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Subquery
 from django.db.models.functions import Greatest, Least
 from django.utils import timezone
@@ -232,35 +232,51 @@ def _persist(cleaned: dict[int, SendRequest], outcomes: list[SendOutcome | None]
         # The sender has read what they wrote. Every new seq is above the member's
         # pointers (they never pass last_seq, and the lock is held), so no GREATEST needed.
         read_by_member[members[(message.conversation_id, message.sender_id)].id] = message.seq
-    Conversation.objects.bulk_update(
+    stamps = [connection.ops.adapt_datetimefield_value(m.created_at) for m in last_by_conversation.values()]
+    _update_by_id(
+        Conversation._meta.db_table,
+        ("last_seq", "last_message_id", "last_message_preview", "last_message_sender_id", "last_message_at", "updated_at"),
         [
-            Conversation(
-                id=conversation_id,
-                last_seq=message.seq,
-                last_message_id=message.id,
-                last_message_preview=message.content[:PREVIEW_LENGTH],
-                last_message_sender_id=message.sender_id,
-                last_message_at=message.created_at,
-                updated_at=message.created_at,
-            )
-            for conversation_id, message in last_by_conversation.items()
-        ],
-        [
-            "last_seq",
-            "last_message_id",
-            "last_message_preview",
-            "last_message_sender_id",
-            "last_message_at",
-            "updated_at",
+            (conversation_id, (m.seq, m.id, m.content[:PREVIEW_LENGTH], m.sender_id, at, at))
+            for (conversation_id, m), at in zip(last_by_conversation.items(), stamps)
         ],
     )
-    ConversationMember.objects.bulk_update(
-        [
-            ConversationMember(id=member_id, last_read_seq=seq, last_delivered_seq=seq)
-            for member_id, seq in read_by_member.items()
-        ],
-        ["last_read_seq", "last_delivered_seq"],
+    _update_by_id(
+        ConversationMember._meta.db_table,
+        ("last_read_seq", "last_delivered_seq"),
+        [(member_id, (seq, seq)) for member_id, seq in read_by_member.items()],
     )
+
+
+def _update_by_id(table: str, columns: Sequence[str], rows: Sequence[tuple[int, Sequence[object]]]) -> None:
+    """One UPDATE setting `columns` of each row id to its own values (CASE id WHEN ...).
+
+    QuerySet.bulk_update builds the same statement through expressions, which cost ~45% of
+    the logic's CPU under load; this builds it as text. Values go as parameters.
+    """
+    for start in range(0, len(rows), UPDATE_CHUNK_ROWS):
+        _update_chunk(table, columns, rows[start : start + UPDATE_CHUNK_ROWS])
+
+
+# Rows per UPDATE statement: keeps the parameters (2 per column and row, +1 per row) well
+# under SQLite's and PostgreSQL's limits.
+UPDATE_CHUNK_ROWS = 1000
+
+
+def _update_chunk(table: str, columns: Sequence[str], rows: Sequence[tuple[int, Sequence[object]]]) -> None:
+    qn = connection.ops.quote_name
+    assignments = []
+    params: list[object] = []
+    for position, column in enumerate(columns):
+        cases = " ".join("WHEN %s THEN %s" for _ in rows)
+        assignments.append(f"{qn(column)} = CASE {qn('id')} {cases} END")
+        for row_id, values in rows:
+            params.extend((row_id, values[position]))
+    params.extend(row_id for row_id, _ in rows)
+    placeholders = ", ".join("%s" for _ in rows)
+    sql = f"UPDATE {qn(table)} SET {', '.join(assignments)} WHERE {qn('id')} IN ({placeholders})"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def pair_key(user_a: int, user_b: int) -> str:

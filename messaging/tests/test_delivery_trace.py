@@ -15,6 +15,12 @@ from messaging.models import Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
+@pytest.fixture(autouse=True)
+def _trace_every_message(settings):
+    # Production samples 5% by default; these tests follow particular messages.
+    settings.DELIVERY_TRACE_SAMPLE_RATE = 1.0
+
 WAIT = 10
 
 
