@@ -61,6 +61,7 @@ def test_sixteen_registrations_at_once_all_get_201_and_can_log_in(embedded_serve
     assert sorted(r.json()["username"] for r in responses) == sorted(f"racer{n}" for n in range(CLIENTS))
     # The stored hash is the password's: every account logs in.
     for n in range(CLIENTS):
-        login = httpx.post(f"{base}/api/v1/auth/login", json={"username": f"racer{n}", "password": PASSWORD}, timeout=60)
+        credentials = {"username": f"racer{n}", "password": PASSWORD}
+        login = httpx.post(f"{base}/api/v1/auth/login", json=credentials, timeout=60)
         assert login.status_code == 200, login.text
     assert embedded_server.alive(), embedded_server.log_tail()

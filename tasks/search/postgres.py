@@ -7,8 +7,9 @@ remove() nothing to do. 'simple' (no stemming, no stop words) because chats mix
 languages and a per-language dictionary would mangle the others.
 
 Every term matches as a prefix: "gro" becomes the tsquery 'gro':* (to_tsquery), built
-here from terms that are letters and digits only (tasks.search.base.query_terms), so user text never
-reaches to_tsquery's syntax; a GIN tsvector index answers prefix matches too.
+here from terms that are letters and digits only (tasks.search.base.query_terms), so
+user text never reaches to_tsquery's syntax; a GIN tsvector index answers prefix
+matches too.
 """
 from __future__ import annotations
 

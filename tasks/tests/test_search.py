@@ -207,7 +207,9 @@ def test_a_deleted_message_leaves_the_index(alice, bob, single_chat, client_for,
         assert fts_rows(message.id) == 0
 
 
-def test_a_message_sent_over_rest_is_found_at_once(alice, bob, single_chat, client_for, django_capture_on_commit_callbacks):
+def test_a_message_sent_over_rest_is_found_at_once(
+    alice, bob, single_chat, client_for, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         sent = client_for(bob).post(
             "/api/v1/messages/send",

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.e2e
 PRAGMAS = (
     "from django.db import connection\n"
     "cursor = connection.cursor()\n"
-    "print(*(cursor.execute(f'PRAGMA {name}').fetchone()[0] for name in ('journal_mode', 'synchronous', 'busy_timeout')))"
+    "names = ('journal_mode', 'synchronous', 'busy_timeout')\n"
+    "print(*(cursor.execute(f'PRAGMA {name}').fetchone()[0] for name in names))"
 )
 
 
@@ -70,11 +71,9 @@ async def test_messages_sent_over_the_websocket_are_found_once_acknowledged(laun
     server = stack.runserver()
     tokens = {}
     for name in ("ann", "ben"):
-        assert httpx.post(
-            f"{server.url}/api/v1/users/register", json={"username": name, "password": "correct-horse-9-battery"}
-        ).status_code == 201
-        login = httpx.post(f"{server.url}/api/v1/auth/login", json={"username": name, "password": "correct-horse-9-battery"})
-        tokens[name] = login.json()["access"]
+        credentials = {"username": name, "password": "correct-horse-9-battery"}
+        assert httpx.post(f"{server.url}/api/v1/users/register", json=credentials).status_code == 201
+        tokens[name] = httpx.post(f"{server.url}/api/v1/auth/login", json=credentials).json()["access"]
     opened = httpx.post(
         f"{server.url}/api/v1/conversations/create",
         json={"username": "ben"},
@@ -84,7 +83,8 @@ async def test_messages_sent_over_the_websocket_are_found_once_acknowledged(laun
 
     ann_ws = await WsClient.connect(server.ws_url, tokens["ann"], name="ann")
     try:
-        sent = [await ann_ws.send_message(conversation_id, text) for text in ("pizza tonight?", "pizzeria at 8", "or sushi")]
+        texts = ("pizza tonight?", "pizzeria at 8", "or sushi")
+        sent = [await ann_ws.send_message(conversation_id, text) for text in texts]
         acks = [await ann_ws.ack_for(client_msg_id) for client_msg_id in sent]
     finally:
         await ann_ws.close()
