@@ -364,11 +364,30 @@ async def resend_storm(run: Run) -> float:
     return time.time()
 
 
-async def rolling_sigterm_logic(run: Run) -> float:
+async def _rolling(run: Run, *, gated: bool) -> float:
     for name in ("logic-1", "logic-2"):
         run.mark(f"SIGTERM {name}, start it again")
         await run.blocking(run.cluster.restart_logic, name)
+        if not gated:
+            continue
+        started = time.time()
+        while time.time() < started + 20 and not any(a["t"] > started for a in run.log.of("ack")):
+            await asyncio.sleep(0.1)
+        if not any(a["t"] > started for a in run.log.of("ack")):
+            run.notes.append(f"no send acked within 20 s of restarting {name}")
     return time.time()
+
+
+async def rolling_sigterm_logic(run: Run) -> float:
+    """SIGTERM each run_logic in turn and start it again, the next one as soon as the
+    restarted one is up (its consumer subscribed: the only readiness a logic process
+    reports), as a deploy gated on process readiness does."""
+    return await _rolling(run, gated=False)
+
+
+async def rolling_sigterm_logic_gated(run: Run) -> float:
+    """The same, but the next one is stopped only once sends are acked again (or 20 s)."""
+    return await _rolling(run, gated=True)
 
 
 def _burst_sockets(run: Run, urls: list[str]) -> list[BurstSocket]:
@@ -424,6 +443,7 @@ FAULTS = [
     Fault("sigkill-worker-mid-fanout", sigkill_worker, env={"FANOUT_MAX_BATCHES_PER_SECOND": 8}),
     Fault("resend-storm", resend_storm),
     Fault("rolling-sigterm-logic", rolling_sigterm_logic),
+    Fault("rolling-sigterm-logic-gated", rolling_sigterm_logic_gated),
     Fault("burst-300-connects", burst_connect, burst=BURST),
     Fault("burst-300-after-gateway-crash", burst_after_gateway_crash, burst=BURST),
     Fault("netns-gateway-delay-loss", network_fault, netns=True),
