@@ -10,8 +10,13 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from messaging.gateway import daphne_options  # noqa: E402
 from messaging.gateway.consumer import GatewayConsumer  # noqa: E402
 from messaging.gateway.origin import allowed_hosts_origin_validator  # noqa: E402
+
+# Under daphne: close frames (1007, 1009) instead of dropped TCP, and a bounded send
+# buffer per socket (messaging/gateway/daphne_options.py).
+daphne_options.apply()
 
 websocket_urlpatterns = [path("ws", GatewayConsumer.as_asgi())]
 

@@ -1,0 +1,92 @@
+"""WebSocket wire behaviour of the gateway under daphne (autobahn on Twisted).
+
+daphne builds its autobahn factory inside Server.run() with fixed options and offers no
+hook, so `apply()` (called by gochat_site/asgi.py, which every launcher imports before the
+server starts: `daphne gochat_site.asgi:application`, runserver, the harness) adjusts
+daphne's classes once:
+
+- failByDrop=False. autobahn's default *drops the TCP connection* on a protocol error, so
+  a message over daphne's 1 MiB limit (`--websocket_max_message_size`) or an invalid UTF-8
+  text frame left the client with no close code. With it off autobahn sends the RFC 6455
+  close frame first: 1009 "message too big", 1007 "invalid payload", 1002 protocol error.
+- Slow consumers. Twisted buffers whatever is written to a socket that does not read,
+  without limit. GatewayWebSocketProtocol checks the transport's queued bytes after each
+  frame; past WS_MAX_SEND_BUFFER_BYTES it drops later frames, queues a close frame 4010
+  "slow consumer" (a client that resumes reading sees it after what was queued) and
+  aborts the connection SLOW_CONSUMER_GRACE_SECONDS later if the client has not closed.
+
+Other servers (uvicorn) do not import daphne's protocol; apply() does nothing if daphne
+is not installed.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# Time a slow consumer gets to read what is queued plus the 4010 close frame.
+SLOW_CONSUMER_GRACE_SECONDS = 10.0
+CLOSE_SLOW_CONSUMER = 4010
+
+_applied = False
+
+
+def queued_bytes(transport: Any) -> int:
+    """Bytes Twisted holds for a TCP transport (written by us, not yet taken by the kernel)."""
+    data = getattr(transport, "dataBuffer", b"")
+    offset = getattr(transport, "offset", 0)
+    temp = getattr(transport, "_tempDataLen", 0)
+    try:
+        return len(data) - offset + temp
+    except TypeError:
+        return 0
+
+
+def apply() -> None:
+    global _applied
+    if _applied:
+        return
+    try:
+        from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+    except ImportError:  # pragma: no cover - another ASGI server without daphne installed
+        return
+    from django.conf import settings
+
+    class GatewayWebSocketProtocol(WebSocketProtocol):
+        _slow_closing = False
+
+        def serverSend(self, content: Any, binary: bool = False) -> None:  # noqa: N802 - daphne's name
+            if self._slow_closing:
+                return  # bounded: nothing more is queued for a socket being closed as slow
+            super().serverSend(content, binary)
+            limit = settings.WS_MAX_SEND_BUFFER_BYTES
+            if limit and self.transport is not None and queued_bytes(self.transport) > limit:
+                self._close_slow_consumer(limit)
+
+        def _close_slow_consumer(self, limit: int) -> None:
+            self._slow_closing = True
+            logger.warning(
+                "ws_slow_consumer",
+                extra={"queued_bytes": queued_bytes(self.transport), "limit": limit, "client": str(self.client_addr)},
+            )
+            self.sendCloseFrame(code=CLOSE_SLOW_CONSUMER, reasonUtf8=b"slow consumer", isReply=False)
+            # Imported here: importing the reactor at start-up would install Twisted's
+            # default one before daphne installs its asyncio reactor.
+            from twisted.internet import reactor
+
+            reactor.callLater(SLOW_CONSUMER_GRACE_SECONDS, self._abort_slow_consumer)
+
+        def _abort_slow_consumer(self) -> None:
+            if self.transport is not None and self.state != self.STATE_CLOSED:
+                self.transport.abortConnection()
+
+    original_options = WebSocketFactory.setProtocolOptions
+
+    def set_protocol_options(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("failByDrop", False)
+        original_options(self, *args, **kwargs)
+
+    WebSocketFactory.setProtocolOptions = set_protocol_options
+    WebSocketFactory.protocol = GatewayWebSocketProtocol
+    _applied = True
