@@ -128,6 +128,24 @@ def test_oversize_frame_has_its_own_message(settings):
     assert caught.value.details["max_bytes"] == 100
 
 
+@pytest.mark.parametrize("nested", ["[" * 5000 + "]" * 5000, '{"type":"ping","data":' + '{"a":' * 2000 + "1" + "}" * 2001])
+def test_deeply_nested_frame_is_1001_not_a_recursion_error(nested):
+    with pytest.raises(ProtocolError) as caught:
+        parse_frame(nested)
+    assert caught.value.code == 1001
+    assert caught.value.message == "JSON nested too deeply"
+
+
+def test_frame_just_under_the_byte_limit_parses(settings):
+    # The size check skips encoding when 4 bytes per character cannot exceed the limit.
+    text = json.dumps({"type": "send-message", "data": {**SEND, "content": "é" * 40}}, ensure_ascii=False)
+    settings.WS_MAX_FRAME_BYTES = len(text.encode())
+    assert parse_frame(text).content == "é" * 40
+    settings.WS_MAX_FRAME_BYTES = len(text.encode()) - 1
+    with pytest.raises(ProtocolError):
+        parse_frame(text)
+
+
 def test_binary_frames_are_refused():
     with pytest.raises(ProtocolError) as caught:
         parse_frame(None, binary=True)
