@@ -300,6 +300,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # By task name, so a process that never imported the task (send_task) routes it too.
 CELERY_TASK_ROUTES = {
     "tasks.large_group_fanout": {"queue": "fanout"},
+    "tasks.fanout_batch": {"queue": "fanout"},
+    "tasks.fanout_sweep": {"queue": "fanout"},
     "tasks.offline_push": {"queue": "push"},
     "tasks.index_message": {"queue": "index"},
 }

@@ -34,6 +34,8 @@ def test_a_task_type_cannot_be_registered_twice():
     ("name", "queue"),
     [
         ("tasks.large_group_fanout", "fanout"),
+        ("tasks.fanout_batch", "fanout"),
+        ("tasks.fanout_sweep", "fanout"),
         ("tasks.offline_push", "push"),
         ("tasks.index_message", "index"),
         ("tasks.daily_stats", "default"),
@@ -47,8 +49,9 @@ def test_tasks_are_routed_to_their_queue_by_name(name, queue):
     assert route["queue"].name == queue
 
 
-def test_fanout_is_acked_late_and_retried_with_backoff():
-    task = get_processor("tasks.large_group_fanout")
+@pytest.mark.parametrize("name", ["tasks.large_group_fanout", "tasks.fanout_batch", "tasks.fanout_sweep"])
+def test_fanout_tasks_are_acked_late_and_retried_with_backoff(name):
+    task = get_processor(name)
     assert task.acks_late and task.reject_on_worker_lost
     assert task.max_retries == 8 and task.retry_backoff and task.retry_jitter
     assert Exception in task.autoretry_for
