@@ -117,3 +117,13 @@ async def test_cap_counts_the_users_sockets_on_other_gateways(ws_client, alice, 
     # Sockets of a gateway whose liveness lapsed do not count.
     redis_presence.sweep_gateway("gw-other")
     assert (await _frame(await ws_client(alice), "ping"))["type"] == "pong"
+
+
+async def test_frame_that_does_not_finish_in_time_closes_1011(ws_client, alice, settings):
+    """A hung dependency must not leave the socket open and dead: past
+    WS_FRAME_TIMEOUT_SECONDS the socket is closed for the client to reconnect."""
+    settings.PRESENCE_BACKEND = "memory"
+    ws = await ws_client(alice)
+    settings.WS_FRAME_TIMEOUT_SECONDS = 0.000001  # a database hop cannot finish in a microsecond
+    await ws.send_to(text_data=json.dumps({"type": "sync", "data": {}}))
+    assert await _close_output(ws) == {"type": "websocket.close", "code": 1011, "reason": "frame timeout"}
