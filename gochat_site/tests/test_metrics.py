@@ -192,7 +192,8 @@ def test_request_id_is_kept_echoed_and_logged( client_for, alice, single_chat, j
     assert response["X-Request-ID"] == "edge-req-12345"
     lines = [line for line in json_log() if line.get("trace_id") == "edge-req-12345"]
     # Lines that never name the trace themselves get it from the request's context.
-    assert {"task_enqueued", "message_routed"} <= {line["event"] for line in lines}
+    # (The offline push for bob is enqueued; routing itself logs per message at DEBUG only.)
+    assert "task_enqueued" in {line["event"] for line in lines}
 
 
 def test_traceparent_or_a_new_id(db):
@@ -232,9 +233,13 @@ def test_real_worker_gets_the_trace_header_and_counts_tasks(tmp_path, settings, 
     from messaging.services import send_message
     from tests.harness.celery_worker import start_worker
 
+    # Every trace kept, here and in the worker (production samples 5%).
+    settings.DELIVERY_TRACE_SAMPLE_RATE = 1.0
     message = send_message(sender_id=alice.id, conversation_id=single_chat.id, content="x", client_msg_id="w1").message
     port = _free_port()
-    worker = start_worker(queues="push", concurrency=2, PROMETHEUS_MULTIPROC_DIR=tmp_path, METRICS_PORT=port)
+    worker = start_worker(
+        queues="push", concurrency=2, PROMETHEUS_MULTIPROC_DIR=tmp_path, METRICS_PORT=port, DELIVERY_TRACE_SAMPLE_RATE="1.0"
+    )
     try:
         with tracing.bind("worker-trace-5678"):
             enqueue_task("tasks.offline_push", message_id=message.id, user_ids=[bob.id])
