@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -16,23 +16,25 @@ from accounts.representations import private_user_dict, public_user_dict
 from accounts.serializers import (
     LoginResponseSerializer,
     LoginSerializer,
+    LookupQuerySerializer,
     PrivateUserSerializer,
     ProfileUpdateSerializer,
     PublicUserSerializer,
     RefreshSerializer,
     RegisterSerializer,
     TokenPairSerializer,
+    parse_query,
+    parse_request,
 )
 from accounts.throttles import SettingsScopedRateThrottle
+from gochat_site.api_schema import AUTHENTICATED, WITH_BODY, WITH_QUERY, error_responses
 
 TAG_AUTH = ["auth"]
 TAG_USERS = ["users"]
 
 
 def _parse(serializer_class, data: Any, **kwargs: Any) -> dict:  # noqa: ANN001 - any Serializer class
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    return parse_request(serializer_class, data, **kwargs)
 
 
 class _Anonymous(APIView):
@@ -48,7 +50,12 @@ class RegisterView(_Anonymous):
     throttle_classes = [SettingsScopedRateThrottle]
     throttle_scope = "register"
 
-    @extend_schema(tags=TAG_USERS, request=RegisterSerializer, responses={201: PrivateUserSerializer}, summary="Create an account")
+    @extend_schema(
+        tags=TAG_USERS,
+        request=RegisterSerializer,
+        responses={201: PrivateUserSerializer, **error_responses(*WITH_BODY, 409, 429)},
+        summary="Create an account",
+    )
     def post(self, request: Request) -> Response:
         data = _parse(RegisterSerializer, request.data)
         user = services.register_user(**data)
@@ -59,7 +66,12 @@ class LoginView(_Anonymous):
     throttle_classes = [SettingsScopedRateThrottle]
     throttle_scope = "login"
 
-    @extend_schema(tags=TAG_AUTH, request=LoginSerializer, responses=LoginResponseSerializer, summary="Log in: tokens and the user")
+    @extend_schema(
+        tags=TAG_AUTH,
+        request=LoginSerializer,
+        responses={200: LoginResponseSerializer, **error_responses(*WITH_BODY, 401, 429)},
+        summary="Log in: tokens and the user",
+    )
     def post(self, request: Request) -> Response:
         data = _parse(LoginSerializer, request.data)
         user, tokens = services.log_in(username=data["username"], password=data["password"])
@@ -70,7 +82,7 @@ class RefreshView(_Anonymous):
     @extend_schema(
         tags=TAG_AUTH,
         request=RefreshSerializer,
-        responses=TokenPairSerializer,
+        responses={200: TokenPairSerializer, **error_responses(*WITH_BODY, 401)},
         summary="Trade a refresh token for a new pair (the old refresh token is spent)",
     )
     def post(self, request: Request) -> Response:
@@ -79,7 +91,12 @@ class RefreshView(_Anonymous):
 
 
 class LogoutView(_Anonymous):
-    @extend_schema(tags=TAG_AUTH, request=RefreshSerializer, responses={204: None}, summary="Log out: blacklist the refresh token")
+    @extend_schema(
+        tags=TAG_AUTH,
+        request=RefreshSerializer,
+        responses={204: None, **error_responses(*WITH_BODY, 401)},
+        summary="Log out: blacklist the refresh token",
+    )
     def post(self, request: Request) -> Response:
         data = _parse(RefreshSerializer, request.data)
         services.log_out(refresh=data["refresh"])
@@ -87,14 +104,14 @@ class LogoutView(_Anonymous):
 
 
 class ProfileView(APIView):
-    @extend_schema(tags=TAG_USERS, responses=PrivateUserSerializer, summary="My profile")
+    @extend_schema(tags=TAG_USERS, responses={200: PrivateUserSerializer, **error_responses(*AUTHENTICATED)}, summary="My profile")
     def get(self, request: Request) -> Response:
         return Response(private_user_dict(request.user))
 
     @extend_schema(
         tags=TAG_USERS,
         request=ProfileUpdateSerializer,
-        responses=PrivateUserSerializer,
+        responses={200: PrivateUserSerializer, **error_responses(*AUTHENTICATED, *WITH_BODY)},
         summary="Replace my profile (every editable field)",
     )
     def put(self, request: Request) -> Response:
@@ -103,7 +120,7 @@ class ProfileView(APIView):
     @extend_schema(
         tags=TAG_USERS,
         request=ProfileUpdateSerializer(partial=True),
-        responses=PrivateUserSerializer,
+        responses={200: PrivateUserSerializer, **error_responses(*AUTHENTICATED, *WITH_BODY)},
         summary="Change some of my profile fields",
     )
     def patch(self, request: Request) -> Response:
@@ -118,10 +135,11 @@ class ProfileView(APIView):
 class LookupView(APIView):
     @extend_schema(
         tags=TAG_USERS,
-        parameters=[OpenApiParameter("username", str, required=True)],
-        responses=PublicUserSerializer,
+        parameters=[LookupQuerySerializer],
+        responses={200: PublicUserSerializer, **error_responses(*AUTHENTICATED, *WITH_QUERY, 404)},
         summary="Find a user by username (public profile)",
     )
     def get(self, request: Request) -> Response:
-        user = selectors.user_by_username(username=request.query_params.get("username", ""))
+        query = parse_query(LookupQuerySerializer, request.query_params)
+        user = selectors.user_by_username(username=query["username"])
         return Response(public_user_dict(user))

@@ -4,7 +4,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -33,9 +35,30 @@ def _body(code: int, message: str, details: Any = None) -> dict[str, Any]:
     return {"code": code, "message": message, "details": details}
 
 
+def request_limit_error(exc: Exception) -> tuple[int, dict[str, Any]] | None:
+    """(status, body) for Django's refusals of an oversized or malformed request, raised
+    while the body or query string is read: inside a DRF view (exception_handler) or
+    outside one (handler400). None for any other exception."""
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return 413, _body(errors.INVALID_PARAMS, "request body too large", {"max_bytes": limit})
+    if isinstance(exc, TooManyFieldsSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return 400, _body(errors.INVALID_PARAMS, "too many parameters", {"max_fields": limit})
+    if isinstance(exc, TooManyFilesSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+        return 400, _body(errors.INVALID_PARAMS, "too many files", {"max_files": limit})
+    if isinstance(exc, SuspiciousOperation):
+        return 400, _body(errors.INVALID_PARAMS, "bad request")
+    return None
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, errors.GoChatError):
         return Response(exc.as_dict(), status=_STATUS_BY_CODE.get(exc.code, 400))
+    limited = request_limit_error(exc)
+    if limited is not None:
+        return Response(limited[1], status=limited[0])
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -67,9 +90,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 def json_error_view(status: int, code: int, message: str):
-    """Django handler404/handler500 that answer JSON under /api/."""
+    """Django handler400/handler404/handler500 that answer in the API's error body.
+
+    handler400 also receives the request-limit errors raised outside a DRF view (e.g. a
+    middleware reading request.POST), so they get the same answer as inside one."""
 
     def view(request, exception=None):  # noqa: ANN001 - Django handler signature
+        limited = request_limit_error(exception) if exception is not None else None
+        if limited is not None:
+            return JsonResponse(limited[1], status=limited[0])
         return JsonResponse(_body(code, message), status=status)
 
     return view

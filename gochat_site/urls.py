@@ -3,8 +3,11 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from gochat_site import errors, health, metrics
+from gochat_site import api_schema, errors, health, metrics  # noqa: F401 - api_schema registers its extensions
 from gochat_site.api_errors import json_error_view
+from gochat_site.id_params import register_id_converter
+
+register_id_converter()
 
 api_v1 = [
     path("", include("accounts.urls")),
@@ -27,5 +30,6 @@ urlpatterns = [
 ]
 
 # JSON errors for unknown URLs and crashes outside DRF views, in the API's error body.
+handler400 = json_error_view(400, errors.INVALID_PARAMS, "bad request")
 handler404 = json_error_view(404, errors.NOT_FOUND, "not found")
 handler500 = json_error_view(500, errors.INTERNAL, "internal error")

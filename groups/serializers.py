@@ -7,17 +7,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.representations import public_user_dict
-from accounts.serializers import IdField, PublicUserSerializer, StrictCharField
+from accounts.serializers import (
+    HttpUrlField,
+    IdField,
+    PublicUserSerializer,
+    RequestSerializer,
+    StrictCharField,
+    StrictIntegerField,
+)
+from gochat_site.id_params import MAX_ID
 from groups.models import Group, GroupMember
+from groups.selectors import MEMBERS_PAGE_DEFAULT, MEMBERS_PAGE_MAX
 
 # Bounds one request's work; larger imports go through several calls.
 MAX_IDS_PER_REQUEST = 1000
+MAX_IDS_PER_QUERY = 100
 
 
 def _id_list(**kwargs: Any) -> serializers.ListField:
@@ -26,27 +37,54 @@ def _id_list(**kwargs: Any) -> serializers.ListField:
 
 # --- requests --------------------------------------------------------------------------
 
-class CreateGroupSerializer(serializers.Serializer):
+class CreateGroupSerializer(RequestSerializer):
     name = StrictCharField(max_length=100)
     description = StrictCharField(max_length=2000, required=False, allow_blank=True, default="")
-    avatar = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
-    # The upper bound is settings.GROUP_DEFAULT_MAX_MEMBERS, checked by the service.
-    max_members = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+    avatar = HttpUrlField(max_length=500, required=False, allow_blank=True, default="")
+    max_members = StrictIntegerField(min_value=1, required=False, allow_null=True, default=None)
     member_ids = _id_list(required=False, default=list)
 
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # The bound is a setting, read per request (the service checks it too), so the
+        # schema states the deployment's own limit.
+        fields["max_members"] = StrictIntegerField(
+            min_value=1, max_value=settings.GROUP_DEFAULT_MAX_MEMBERS, required=False, allow_null=True, default=None
+        )
+        return fields
 
-class UpdateGroupSerializer(serializers.Serializer):
+
+class UpdateGroupSerializer(RequestSerializer):
     name = StrictCharField(max_length=100, required=False)
     description = StrictCharField(max_length=2000, required=False, allow_blank=True)
-    avatar = serializers.URLField(max_length=500, required=False, allow_blank=True)
+    avatar = HttpUrlField(max_length=500, required=False, allow_blank=True)
 
 
-class UserIdsSerializer(serializers.Serializer):
+class UserIdsSerializer(RequestSerializer):
     user_ids = _id_list(min_length=1)
 
 
-class RoleSerializer(serializers.Serializer):
+class UserIdsQuerySerializer(RequestSerializer):
+    """DELETE members' ids as query parameters (?user_ids=1&user_ids=2): fewer per call,
+    so the URL stays within what servers and proxies accept (~4 KB)."""
+
+    user_ids = serializers.ListField(child=IdField(), min_length=1, max_length=MAX_IDS_PER_QUERY)
+
+
+class RoleSerializer(RequestSerializer):
     role = serializers.ChoiceField(choices=[GroupMember.Role.ADMIN, GroupMember.Role.MEMBER])
+
+
+class MembersQuerySerializer(RequestSerializer):
+    after = StrictIntegerField(
+        min_value=0, max_value=MAX_ID, required=False, help_text="the `next` of the previous page"
+    )
+    limit = StrictIntegerField(
+        min_value=1,
+        max_value=MEMBERS_PAGE_MAX,
+        required=False,
+        help_text=f"page size, 1..{MEMBERS_PAGE_MAX} (default {MEMBERS_PAGE_DEFAULT})",
+    )
 
 
 # --- responses -------------------------------------------------------------------------

@@ -165,7 +165,7 @@ def remove_members(*, group_id: int, actor_id: int, user_ids: Iterable[int]) -> 
         if role == GroupMember.Role.ADMIN and actor_role != GroupMember.Role.OWNER:
             raise PermissionDenied("only the owner may remove an admin")
     if int(actor_id) in targets:
-        raise InvalidParams("use leave to remove yourself")
+        raise PermissionDenied("use leave to remove yourself")
     return _remove(group, list(targets))
 
 
@@ -180,7 +180,7 @@ def set_member_role(*, group_id: int, actor_id: int, user_id: int, role: str) ->
     if target_role is None:
         raise NotFound("member not found")
     if target_role == GroupMember.Role.OWNER:
-        raise InvalidParams("the owner's role cannot be changed")
+        raise PermissionDenied("the owner's role cannot be changed")
     GroupMember.objects.filter(group=group, user_id=user_id).update(role=role)
 
 

@@ -92,21 +92,20 @@ def conversation_history(
 
     after_seq: the next page forward (seq > after_seq) — used by sync and gap pulls.
     before_seq: the previous page backward (seq < before_seq) — used to scroll up.
+    Both: the window between them, paged forward from after_seq (a gap of known ends).
     Neither: the newest page.
     """
     member = access_membership(user_id=user_id, conversation_id=conversation_id)
     before = _clean_int(before_seq, "before_seq", 1)
     after = _clean_int(after_seq, "after_seq", 0)
-    if before is not None and after is not None:
-        raise InvalidParams("give before_seq or after_seq, not both")
     size = _clean_int(limit, "limit", 1) or 50
     size = min(size, settings.HISTORY_MAX_LIMIT)
     base = Message.objects.filter(conversation_id=member.conversation_id).select_related("sender")
+    if before is not None:
+        base = base.filter(seq__lt=before)
     if after is not None:
         rows = list(base.filter(seq__gt=after).order_by("seq")[: size + 1])
         return HistoryPage(rows[:size], has_more=len(rows) > size)
-    if before is not None:
-        base = base.filter(seq__lt=before)
     rows = list(base.order_by("-seq")[: size + 1])
     page = rows[:size]
     page.reverse()

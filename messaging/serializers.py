@@ -8,30 +8,50 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.serializers import IdField, PublicUserSerializer, StrictCharField
+from accounts.serializers import (
+    IdField,
+    PublicUserSerializer,
+    RequestSerializer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+)
+from gochat_site.id_params import MAX_ID
 from messaging.models import Device, Message
 from messaging.selectors import ConversationSummary
 
 SENDABLE_TYPES = [t for t in Message.Type.values if t != Message.Type.SYSTEM]
 
 
-@extend_schema_field(OpenApiTypes.STR)
 # --- requests --------------------------------------------------------------------------
 
-class SendMessageSerializer(serializers.Serializer):
+class SendMessageSerializer(RequestSerializer):
     conversation_id = IdField()
     client_msg_id = StrictCharField(max_length=64)
-    # Whitespace is content; the length limit is settings.MESSAGE_MAX_CONTENT_LENGTH,
-    # checked by messaging.services so WebSocket sends obey the same limit.
+    # Whitespace is content. The length limit (get_fields) is also checked by
+    # messaging.services, so WebSocket sends obey the same one.
     content = StrictCharField(trim_whitespace=False)
     message_type = serializers.ChoiceField(choices=SENDABLE_TYPES, required=False, default=Message.Type.TEXT)
 
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # Read per request: the schema states the deployment's MESSAGE_MAX_CONTENT_LENGTH.
+        fields["content"] = StrictCharField(trim_whitespace=False, max_length=settings.MESSAGE_MAX_CONTENT_LENGTH)
+        return fields
 
-class CreateConversationSerializer(serializers.Serializer):
+
+class CreateConversationSerializer(RequestSerializer):
+    """Exactly one of user_id or username."""
+
+    # The schema says so (gochat_site.api_schema): one property, of these two.
+    min_properties = 1
+    max_properties = 1
+
     user_id = IdField(required=False)
     username = StrictCharField(required=False, max_length=150)
 
@@ -41,22 +61,35 @@ class CreateConversationSerializer(serializers.Serializer):
         return attrs
 
 
-class UpdateConversationSerializer(serializers.Serializer):
-    muted = serializers.BooleanField(required=False)
-    pinned = serializers.BooleanField(required=False)
+class UpdateConversationSerializer(RequestSerializer):
+    muted = StrictBooleanField(required=False)
+    pinned = StrictBooleanField(required=False)
 
 
-class MarkReadSerializer(serializers.Serializer):
-    seq = serializers.IntegerField(min_value=0)
+class MarkReadSerializer(RequestSerializer):
+    seq = StrictIntegerField(min_value=0, max_value=MAX_ID)
 
 
-class RegisterDeviceSerializer(serializers.Serializer):
+class RegisterDeviceSerializer(RequestSerializer):
     platform = serializers.ChoiceField(choices=Device.Platform.values)
     token = StrictCharField(max_length=512)
 
 
-class DeleteDeviceSerializer(serializers.Serializer):
+class DeleteDeviceSerializer(RequestSerializer):
     token = StrictCharField(max_length=512)
+
+
+class HistoryQuerySerializer(RequestSerializer):
+    conversation_id = IdField()
+    before_seq = StrictIntegerField(
+        min_value=1, max_value=MAX_ID, required=False, help_text="messages with seq < before_seq (scroll up)"
+    )
+    after_seq = StrictIntegerField(
+        min_value=0, max_value=MAX_ID, required=False, help_text="messages with seq > after_seq (sync forward)"
+    )
+    limit = StrictIntegerField(
+        min_value=1, max_value=MAX_ID, required=False, help_text="page size (default 50), capped at HISTORY_MAX_LIMIT"
+    )
 
 
 # --- responses -------------------------------------------------------------------------

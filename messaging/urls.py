@@ -1,16 +1,20 @@
 """Messaging REST routes; included under /api/v1/ by gochat_site.urls."""
 from django.urls import path
 
+from gochat_site.id_params import register_id_converter
 from messaging import views
+
+register_id_converter()
 
 urlpatterns = [
     path("messages/send", views.SendMessageView.as_view(), name="messages-send"),
     path("messages/history", views.HistoryView.as_view(), name="messages-history"),
     path("messages/unread", views.UnreadView.as_view(), name="messages-unread"),
     path("conversations", views.ConversationListView.as_view(), name="conversations"),
-    # Before the detail route, which would otherwise read "create" as an id.
+    # <id:...> is gochat_site.id_params.IdConverter: only an id in range matches, so
+    # "create" and any malformed id (answered 404) never reach a view as one.
     path("conversations/create", views.ConversationCreateView.as_view(), name="conversations-create"),
-    path("conversations/<str:conversation_id>", views.ConversationDetailView.as_view(), name="conversation-detail"),
-    path("conversations/<str:conversation_id>/read", views.ConversationReadView.as_view(), name="conversation-read"),
+    path("conversations/<id:conversation_id>", views.ConversationDetailView.as_view(), name="conversation-detail"),
+    path("conversations/<id:conversation_id>/read", views.ConversationReadView.as_view(), name="conversation-read"),
     path("devices", views.DevicesView.as_view(), name="devices"),
 ]

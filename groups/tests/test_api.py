@@ -121,8 +121,10 @@ class TestListAndDetail:
     def test_unknown_group(self, client_for, alice):
         assert_error(client_for(alice).get(url(123456789)), 404, 1003)
 
-    def test_malformed_id(self, client_for, alice):
-        assert_error(client_for(alice).get(url("abc")), 400, 1001)
+    # A malformed path id is an unknown URL (gochat_site.id_params.IdConverter).
+    @pytest.mark.parametrize("bad", ["abc", "0", "-1", "007", str(2**63), "\u00b3", "\u0663"])
+    def test_malformed_id(self, client_for, alice, bad):
+        assert_error(client_for(alice).get(url(bad)), 404, 1003)
 
     def test_needs_authentication(self, api_client, team):
         assert_error(api_client.get(url(team)), 401, 1002)
@@ -199,7 +201,7 @@ class TestJoinLeave:
         assert_error(client_for(carol).post(url(team, "/leave")), 403, 1005)
 
     def test_leave_malformed_id(self, client_for, carol):
-        assert_error(client_for(carol).post(url("x1", "/leave")), 400, 1001)
+        assert_error(client_for(carol).post(url("x1", "/leave")), 404, 1003)
 
 
 @pytest.mark.django_db
@@ -335,10 +337,10 @@ class TestRoles:
         assert_error(client_for(alice).post(url(team, f"/members/{bob.id}/role"), {"role": role}, format="json"), 400, 1001)
 
     def test_owner_role_is_not_changed_here(self, client_for, alice, team):
-        assert_error(client_for(alice).post(url(team, f"/members/{alice.id}/role"), {"role": "member"}, format="json"), 400, 1001)
+        assert_error(client_for(alice).post(url(team, f"/members/{alice.id}/role"), {"role": "member"}, format="json"), 403, 1005)
 
     def test_target_not_a_member(self, client_for, alice, carol, team):
         assert_error(client_for(alice).post(url(team, f"/members/{carol.id}/role"), {"role": "admin"}, format="json"), 404, 1003)
 
     def test_malformed_user_id(self, client_for, alice, team):
-        assert_error(client_for(alice).post(url(team, "/members/bob/role"), {"role": "admin"}, format="json"), 400, 1001)
+        assert_error(client_for(alice).post(url(team, "/members/bob/role"), {"role": "admin"}, format="json"), 404, 1003)

@@ -152,8 +152,11 @@ class TestDetailAndUpdate:
     def test_unknown_conversation(self, client_for, alice, method):
         assert_error(getattr(client_for(alice), method)(detail("987654321"), {}, format="json"), 404, 1003)
 
-    def test_non_numeric_id(self, client_for, alice):
-        assert_error(client_for(alice).get(detail("abc")), 400, 1001)
+    # A malformed path id is an unknown URL (gochat_site.id_params.IdConverter), never
+    # an overflow in the query (SQLite raised OverflowError for 2**63).
+    @pytest.mark.parametrize("bad", ["abc", "0", "-5", str(2**63), str(2**64), "\u00b3", "\u0663"])
+    def test_malformed_id(self, client_for, alice, bad):
+        assert_error(client_for(alice).get(detail(bad)), 404, 1003)
 
     def test_left_group_member_loses_access(self, client_for, alice, group_of):
         from groups.services import leave_group

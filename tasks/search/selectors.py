@@ -45,18 +45,14 @@ def _bounded_int(value: object, name: str, *, default: int, minimum: int, maximu
 
 
 def check_search_query(q: object) -> list[str]:
-    """The search terms of `q`, or InvalidParams (1001) for an empty, oversize or
-    word-less query."""
+    """The search terms of `q` (the first MAX_TERMS words; none for punctuation only),
+    or InvalidParams (1001) for a blank or oversize query. Well-formed text is never
+    refused for its words, so the API schema can state the whole rule (docs/api.md)."""
     if not isinstance(q, str) or not q.strip():
         raise InvalidParams("q is required", {"q": ["A non-empty search text is required."]})
     if len(q) > MAX_QUERY_LENGTH:
         raise InvalidParams("q is too long", {"q": [f"At most {MAX_QUERY_LENGTH} characters."]})
-    terms = query_terms(q)
-    if not terms:
-        raise InvalidParams("q has no words to search for", {"q": ["Give at least one word."]})
-    if len(terms) > MAX_TERMS:
-        raise InvalidParams("q has too many words", {"q": [f"At most {MAX_TERMS} words."]})
-    return terms
+    return query_terms(q)[:MAX_TERMS]
 
 
 def search_messages(
@@ -71,6 +67,8 @@ def search_messages(
     if conversation_id not in (None, ""):
         # NotFound (1003) for no such conversation, NotAMember (1005) for someone else's.
         scope = access_membership(user_id=user_id, conversation_id=conversation_id).conversation_id
+    if not terms:
+        return SearchPage(results=[], has_more=False, limit=size, offset=skip)
     hits = get_backend().search(user_id=user_id, terms=terms, conversation_id=scope, limit=size + 1, offset=skip)
     page = hits[:size]
     messages = Message.objects.select_related("sender").in_bulk([hit.message_id for hit in page])
