@@ -26,6 +26,10 @@ SUITE_SETTINGS = {
     "KAFKA_HEARTBEAT_INTERVAL_MS": 500,
     "KAFKA_FETCH_WAIT_MAX_MS": 5,
     "KAFKA_UPSTREAM_PARTITIONS": 4,
+    # The logic group's stall detector, scaled as the session timeout is (production:
+    # 90 s over a 45 s session timeout): above a rebalance here, well inside the bound.
+    "KAFKA_STALL_SECONDS": 10,
+    "KAFKA_STALL_CHECK_SECONDS": 2,
     # The group of the load (6 members) is "large": its messages go through the Celery
     # fanout task, two members per batch, so a worker can die in the middle of one.
     "LARGE_GROUP_THRESHOLD": 3,

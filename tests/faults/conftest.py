@@ -11,7 +11,7 @@ _RESULTS: list = []
 
 
 @pytest.fixture(scope="session")
-def fault_services(tmp_path_factory):
+def fault_services():
     """PostgreSQL (migrated), Redis, a Celery-broker Redis and Tansu, private to this session."""
     from tests.faults.cluster import FaultCluster
     from tests.faults.services import PrivateServices
@@ -19,7 +19,7 @@ def fault_services(tmp_path_factory):
     services = PrivateServices()
     try:
         services.start()
-        FaultCluster(services, tmp_path_factory.mktemp("migrate")).manage("migrate", "--noinput")
+        FaultCluster(services, services.root / "migrate").manage("migrate", "--noinput")
         yield services
     finally:
         services.stop()
@@ -28,6 +28,21 @@ def fault_services(tmp_path_factory):
 @pytest.fixture
 def fault_results():
     return _RESULTS
+
+
+@pytest.fixture(scope="session")
+def fault_logdir():
+    """Where every run keeps its process logs, events.jsonl and verdict.json, after the
+    session too. Not pytest's tmp_path: pytest keeps only the last three base temp
+    directories of a user, so parallel sessions of other suites would delete these
+    logs under a running matrix. FAULTS_LOG_DIR chooses the place."""
+    import tempfile
+    from pathlib import Path
+
+    chosen = os.environ.get("FAULTS_LOG_DIR")
+    path = Path(chosen) if chosen else Path(tempfile.mkdtemp(prefix="gochat-faults-logs-"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def format_table(rows: list[dict]) -> str:

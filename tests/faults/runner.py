@@ -320,10 +320,14 @@ async def restart_broker(run: Run) -> float:
     return time.time()
 
 
+FANOUT_TASKS = r"tasks\.(?:large_group_fanout|fanout_batch|fanout_sweep)"
+
+
 def _fanouts_in_flight(log: str) -> set[str]:
-    """Ids of large_group_fanout tasks the worker logged as received but not finished."""
+    """Ids of fan-out tasks (the plan, its batches, its sweep) the worker logged as
+    received but not finished: held by the worker, unacknowledged (acks_late)."""
     received, finished = set(), set()
-    for match in re.finditer(r"tasks\.large_group_fanout\[([0-9a-f-]+)\] (received|succeeded|failed|raised)", log):
+    for match in re.finditer(FANOUT_TASKS + r"\[([0-9a-f-]+)\] (received|succeeded|failed|raised|retry)", log):
         (received if match.group(2) == "received" else finished).add(match.group(1))
     return received - finished
 
@@ -342,9 +346,11 @@ async def sigkill_worker(run: Run) -> float:
         else:
             in_flight_since = None
         await asyncio.sleep(0.01)
+    held = re.findall(FANOUT_TASKS + r"\[[0-9a-f-]+\]", worker.log())
     stranded = sorted(_fanouts_in_flight(worker.log()))
-    run.mark(f"SIGKILL worker with fanout tasks in flight: {stranded}")
-    run.notes.append(f"worker killed with {len(stranded)} large_group_fanout task(s) in flight")
+    in_flight = [name for name in held if any(task_id in name for task_id in stranded)]
+    run.mark(f"SIGKILL worker with fan-out tasks in flight: {sorted(set(in_flight))}")
+    run.notes.append(f"worker killed with {len(stranded)} fan-out task(s) in flight: {sorted(set(in_flight))}")
     await run.blocking(worker.kill, signal.SIGKILL)
     await asyncio.sleep(3)
     await run.blocking(run.cluster.restart_worker)

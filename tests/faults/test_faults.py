@@ -11,8 +11,8 @@ pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[fault.name for fault in FAULTS])
-async def test_fault(fault, fault_services, fault_results, tmp_path):
-    result = await run_fault(fault, fault_services, tmp_path)
+async def test_fault(fault, fault_services, fault_results, fault_logdir):
+    result = await run_fault(fault, fault_services, fault_logdir)
     fault_results.append(result)
     problems = result.failures()
     assert not problems, f"{fault.name}: " + "; ".join(problems) + f" (logs: {result.logdir})"
