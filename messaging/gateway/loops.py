@@ -12,6 +12,7 @@ from django.conf import settings
 
 from messaging.consumers_registry import CONSUMERS, arun_consumer
 from messaging.gateway.membership import run_invalidation_listener
+from messaging.gateway.registry import registry
 from messaging.presence import get_presence
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,15 @@ async def _gateway_heartbeat(stop: asyncio.Event) -> None:
     interval = max(1.0, settings.PRESENCE_TTL_SECONDS / 3)
     while not stop.is_set():
         try:
-            await get_presence().agateway_heartbeat(settings.GATEWAY_ID)
+            presence = get_presence()
+            if await presence.agateway_heartbeat(settings.GATEWAY_ID) and len(registry):
+                # Redis came back empty (restart, flush): without this, sockets that do
+                # not ping would stay open but unreachable by routing until they do.
+                connections = registry.pairs()
+                await presence.arestore(settings.GATEWAY_ID, connections)
+                logger.warning(
+                    "presence_restored", extra={"gateway_id": settings.GATEWAY_ID, "connections": len(connections)}
+                )
         except Exception:
             logger.exception("gateway_heartbeat_failed", extra={"gateway_id": settings.GATEWAY_ID})
         try:

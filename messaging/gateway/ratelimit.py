@@ -83,7 +83,10 @@ class RedisRateLimiter:
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
     def _client(self) -> Any:
+        import redis
         import redis.asyncio as aredis
+
+        from messaging.presence.redis import aredis_retry
 
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
@@ -94,6 +97,8 @@ class RedisRateLimiter:
                 timeout=float(settings.PRESENCE_REDIS_POOL_TIMEOUT_SECONDS),
                 socket_timeout=float(settings.PRESENCE_REDIS_SOCKET_TIMEOUT_SECONDS),
                 socket_connect_timeout=float(settings.PRESENCE_REDIS_SOCKET_TIMEOUT_SECONDS),
+                retry=aredis_retry(),
+                retry_on_error=[redis.ConnectionError],
             )
             client = aredis.Redis(connection_pool=pool)
             client.window_script = client.register_script(_WINDOW_LUA)

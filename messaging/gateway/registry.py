@@ -39,6 +39,10 @@ class ConnectionRegistry:
     def of_user(self, user_id: int) -> list[LocalConnection]:
         return list(self._by_user.get(user_id, {}).values())
 
+    def pairs(self) -> list[tuple[int, str]]:
+        """(user id, connection id) of every socket (presence restore after a Redis restart)."""
+        return [(c.user_id, c.connection_id) for c in self._by_id.values()]
+
     def user_count(self) -> int:
         return len(self._by_user)
 

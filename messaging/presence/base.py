@@ -40,6 +40,10 @@ class Presence(Protocol):
 
     async def adisconnect(self, user_id: int, connection_id: str) -> None: ...
 
-    async def agateway_heartbeat(self, gateway_id: str) -> None: ...
+    async def agateway_heartbeat(self, gateway_id: str) -> bool:
+        """Refresh liveness; True if the backend had lost the gateway (and its sessions)."""
+
+    async def arestore(self, gateway_id: str, connections: list[tuple[int, str]]) -> None:
+        """Register (user id, connection id) pairs of this gateway again, in batches."""
 
     async def alookup(self, user_ids: list[int]) -> Sessions: ...

@@ -121,8 +121,15 @@ class MemoryPresence:
     async def adisconnect(self, user_id: int, connection_id: str) -> None:
         self.disconnect(user_id, connection_id)
 
-    async def agateway_heartbeat(self, gateway_id: str) -> None:
+    async def agateway_heartbeat(self, gateway_id: str) -> bool:
+        with self._lock:
+            known = gateway_id in self._gateway_expiry
         self.gateway_heartbeat(gateway_id)
+        return not known
+
+    async def arestore(self, gateway_id: str, connections: list[tuple[int, str]]) -> None:
+        for user_id, connection_id in connections:
+            self.connect(user_id, connection_id, gateway_id)
 
     async def alookup(self, user_ids: list[int]) -> Sessions:
         return self.lookup(user_ids)

@@ -43,6 +43,14 @@ return 1
 """
 
 
+def aredis_retry() -> Any:
+    """Two quick retries on a connection error (a stale pooled connection, a restart)."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+
+    return Retry(ExponentialBackoff(cap=0.2, base=0.02), 2)
+
+
 def session_key(user_id: int) -> str:
     return f"user_session:{user_id}"
 
@@ -94,6 +102,11 @@ class RedisPresence:
                 socket_timeout=float(settings.PRESENCE_REDIS_SOCKET_TIMEOUT_SECONDS),
                 socket_connect_timeout=float(settings.PRESENCE_REDIS_SOCKET_TIMEOUT_SECONDS),
                 health_check_interval=30,
+                # After a Redis restart every pooled connection is stale: retry on a fresh
+                # one instead of failing (and closing) the socket. Presence writes are
+                # idempotent, so a retried pipeline is harmless.
+                retry=aredis_retry(),
+                retry_on_error=[redis.ConnectionError],
             )
             client = aredis.Redis(connection_pool=pool)
             self._aclients[loop] = client
@@ -203,8 +216,19 @@ class RedisPresence:
             self._queue_register(pipe, user_id, connection_id, gateway_id)
             await pipe.execute()
 
-    async def agateway_heartbeat(self, gateway_id: str) -> None:
-        await self._aclient().zadd(GATEWAYS_KEY, {gateway_id: self._clock() + self._ttl()})
+    async def agateway_heartbeat(self, gateway_id: str) -> bool:
+        """Refresh the gateway's liveness; True if Redis did not know it any more (a Redis
+        restart or flush, or a sweep while it looked dead): its sessions are gone too."""
+        added = await self._aclient().zadd(GATEWAYS_KEY, {gateway_id: self._clock() + self._ttl()})
+        return bool(added)
+
+    async def arestore(self, gateway_id: str, connections: list[tuple[int, str]]) -> None:
+        """Register again every live connection of this gateway, one pipeline per batch."""
+        for start in range(0, len(connections), max(int(settings.PRESENCE_BATCH_SIZE), 1)):
+            async with self._aclient().pipeline(transaction=False) as pipe:
+                for user_id, connection_id in connections[start : start + int(settings.PRESENCE_BATCH_SIZE)]:
+                    self._queue_register(pipe, user_id, connection_id, gateway_id)
+                await pipe.execute()
 
     async def adisconnect(self, user_id: int, connection_id: str) -> None:
         await self._aclient().eval(

@@ -150,3 +150,30 @@ async def test_redis_restart_closes_broken_sockets_1011_and_serves_after(ws_clie
     assert (await _ping(again))["type"] == "pong"
     sessions = redis.Redis.from_url(private_redis.url, decode_responses=True).hgetall(f"user_session:{people[0].id}")
     assert len(sessions) == 1
+
+
+async def test_sockets_that_do_not_ping_are_registered_again_after_a_redis_restart(
+    ws_client, users, private_redis, settings
+):
+    from channels.db import database_sync_to_async
+
+    from messaging.presence import get_presence
+
+    settings.PRESENCE_TTL_SECONDS = 3  # the gateway heartbeat runs every second
+    people = await database_sync_to_async(users)(3)
+    for user in people:
+        # The pong also means the gateway finished registering the socket after accept.
+        assert (await _ping(await ws_client(user)))["type"] == "pong"
+    ids = [user.id for user in people]
+    assert len(await get_presence().alookup(ids)) == 3
+
+    private_redis.stop()
+    private_redis.start()  # empty: no persistence
+    assert await get_presence().alookup(ids) == {}
+    # Without a single client frame, the gateway notices Redis lost it and restores them:
+    # routing finds these sockets again.
+    for _ in range(100):
+        if len(await get_presence().alookup(ids)) == 3:
+            break
+        await asyncio.sleep(0.1)
+    assert len(await get_presence().alookup(ids)) == 3
