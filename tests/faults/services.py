@@ -12,6 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from glob import glob
 from pathlib import Path
 
@@ -154,6 +155,9 @@ class PrivateTansu:
 
     def __init__(self) -> None:
         self.port = free_port()
+        # Kept across restarts: a restarted broker is the same cluster (clients that see
+        # another cluster id at the same address refuse to mix them).
+        self.cluster_id = f"gochat-faults-{uuid.uuid4().hex[:8]}"
         self.broker: TansuBroker | None = None
 
     @property
@@ -161,7 +165,7 @@ class PrivateTansu:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.broker = start_tansu(self.port)
+        self.broker = start_tansu(self.port, cluster_id=self.cluster_id)
 
     def alive(self) -> bool:
         return self.broker is not None and self.broker.process.poll() is None

@@ -80,8 +80,12 @@ def _metadata_ok(bootstrap: str) -> bool:
         return False
 
 
-def start_tansu(port: int | None = None, startup_timeout: float = 30.0) -> TansuBroker:
-    """Run Tansu on 127.0.0.1:`port` (a free one if None) and wait until it answers."""
+def start_tansu(port: int | None = None, startup_timeout: float = 30.0, *, cluster_id: str | None = None) -> TansuBroker:
+    """Run Tansu on 127.0.0.1:`port` (a free one if None) and wait until it answers.
+
+    `cluster_id`: the same id again restarts "the same" broker (as a restarted Kafka
+    broker keeps its cluster id); by default every start is a new cluster.
+    """
     port = port or _free_port()
     log = tempfile.NamedTemporaryFile(prefix="tansu-", suffix=".log", delete=False)
     command = [
@@ -89,7 +93,7 @@ def start_tansu(port: int | None = None, startup_timeout: float = 30.0) -> Tansu
         "broker",
         # A unique cluster id and storage name per run: two sessions never share state.
         "--cluster-id",
-        f"gochat-test-{uuid.uuid4().hex[:8]}",
+        cluster_id or f"gochat-test-{uuid.uuid4().hex[:8]}",
         "--listener-url",
         f"tcp://127.0.0.1:{port}",
         "--advertised-listener-url",
