@@ -3,7 +3,9 @@
 Each consumer is named once with its topics, consumer group, partition count and
 processing function (a dotted path, imported when the consumer starts). The loop is
 poll -> process -> commit: offsets are committed by hand, only after the processing
-function returned, so a crash re-delivers the batch (at-least-once).
+function returned, so a crash re-delivers the batch (at-least-once). A batch whose
+processing raised is read again after a pause: the consumer seeks back to it and stays
+in its group (a re-join per failure would rebalance the group on every failed batch).
 
 Between polls a watch samples the group's committed offsets and log ends every
 KAFKA_STALL_CHECK_SECONDS. A partition with records after its committed offset whose
@@ -303,6 +305,21 @@ class _Watch:
         return backoff
 
 
+def _rewind(spec: ConsumerSpec, consumer: Consumer, records: Sequence[BusRecord]) -> bool:
+    """Read a failed batch again without leaving the group; False: reopen instead.
+
+    A close and a re-join per failed batch (every batch fails while PostgreSQL is down)
+    turns an outage into a storm of rebalances, and the Tansu test broker wedges the
+    whole group under it (issue 8); a seek back keeps the member and its partitions.
+    """
+    try:
+        consumer.rewind(records)
+        return True
+    except Exception:  # noqa: BLE001 - e.g. the partition was revoked meanwhile
+        logger.warning("consumer_rewind_failed", extra={"consumer": spec.name}, exc_info=True)
+        return False
+
+
 def _commit(spec: ConsumerSpec, consumer: Consumer) -> None:
     try:
         consumer.commit()
@@ -357,11 +374,12 @@ def run_consumer(
                 process(records)
             except Exception:
                 logger.exception("consumer_batch_failed", extra={"consumer": spec.name, "records": len(records)})
-                # Reopen: the new consumer resumes from the last committed offset.
-                consumer.close()
-                stop.wait(RETRY_PAUSE_SECONDS)
-                consumer = _open(spec)
+                # A failing batch is not a stalled group: restart the detector's clocks.
                 watch.reopened()
+                stop.wait(RETRY_PAUSE_SECONDS)
+                if not _rewind(spec, consumer, records):
+                    consumer.close()
+                    consumer = _open(spec)
                 continue
             _commit(spec, consumer)
     finally:
@@ -418,13 +436,14 @@ async def arun_consumer(
                 await process(records)  # type: ignore[misc]
             except Exception:
                 logger.exception("consumer_batch_failed", extra={"consumer": spec.name, "records": len(records)})
-                await asyncio.to_thread(consumer.close)
+                watch.reopened()
                 try:
                     await asyncio.wait_for(stop.wait(), RETRY_PAUSE_SECONDS)
                 except asyncio.TimeoutError:
                     pass
-                consumer = await asyncio.to_thread(_open, spec)
-                watch.reopened()
+                if not await asyncio.to_thread(_rewind, spec, consumer, records):
+                    await asyncio.to_thread(consumer.close)
+                    consumer = await asyncio.to_thread(_open, spec)
                 continue
             await asyncio.to_thread(_commit, spec, consumer)
     finally:

@@ -43,6 +43,10 @@ class Consumer(Protocol):
     def commit(self) -> None:
         """Synchronously commit the offsets of everything consume() returned so far."""
 
+    def rewind(self, records: list[BusRecord]) -> None:
+        """Consume these records again: seek each of their partitions back to its first
+        offset among them (a failed batch; raises if a partition is no longer owned)."""
+
     def assignment(self) -> list[tuple[str, int]]:
         """The (topic, partition) pairs this group member owns now (tests, diagnostics)."""
 

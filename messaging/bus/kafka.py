@@ -158,6 +158,15 @@ class KafkaConsumer:
                 return
             raise
 
+    def rewind(self, records: list[BusRecord]) -> None:
+        first: dict[tuple[str, int], int] = {}
+        for record in records:
+            key = (record.topic, record.partition)
+            first[key] = min(first.get(key, record.offset), record.offset)
+        for (topic, partition), offset in first.items():
+            # librdkafka drops what it had fetched past the seek point for that partition.
+            self._consumer.seek(TopicPartition(topic, partition, offset))
+
     def assignment(self) -> list[tuple[str, int]]:
         """The (topic, partition) pairs this member of the group owns right now."""
         return sorted((tp.topic, tp.partition) for tp in self._consumer.assignment())

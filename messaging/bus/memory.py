@@ -154,6 +154,14 @@ class MemoryBroker:
             self._rebalance(consumer)
             return sorted(consumer.positions)
 
+    def rewind(self, consumer: MemoryConsumer, records: list[BusRecord]) -> None:
+        with self._cond:
+            for record in records:
+                tp = (record.topic, record.partition)
+                if tp not in consumer.positions:
+                    raise KeyError(f"{tp} is not owned by this consumer any more")
+                consumer.positions[tp] = min(consumer.positions[tp], record.offset)
+
     def commit(self, consumer: MemoryConsumer) -> None:
         with self._cond:
             group = self._groups[consumer.group_id]
@@ -217,6 +225,9 @@ class MemoryConsumer:
 
     def commit(self) -> None:
         self._broker.commit(self)
+
+    def rewind(self, records: list[BusRecord]) -> None:
+        self._broker.rewind(self, records)
 
     def assignment(self) -> list[tuple[str, int]]:
         """The (topic, partition) pairs this member of the group owns right now."""
