@@ -9,6 +9,9 @@ daphne's classes once:
   a message over daphne's 1 MiB limit (`--websocket_max_message_size`) or an invalid UTF-8
   text frame left the client with no close code. With it off autobahn sends the RFC 6455
   close frame first: 1009 "message too big", 1007 "invalid payload", 1002 protocol error.
+- Close frames as the application asked: daphne passes only the code to autobahn's
+  sendClose, which drops the reason and refuses 1011; the gateway's reasons ("presence
+  unavailable", "too many connections") and 1011 reach the client as sent.
 - Slow consumers. Twisted buffers whatever is written to a socket that does not read,
   without limit. GatewayWebSocketProtocol checks the transport's queued bytes after each
   frame; past WS_MAX_SEND_BUFFER_BYTES it drops later frames, queues a close frame 4010
@@ -55,6 +58,15 @@ def apply() -> None:
 
     class GatewayWebSocketProtocol(WebSocketProtocol):
         _slow_closing = False
+
+        def handle_reply(self, message: dict[str, Any]) -> None:
+            # daphne closes through autobahn's sendClose, which drops the reason and
+            # refuses 1011 (a server may send it, RFC 6455 7.4.1): send the frame as asked.
+            if message.get("type") == "websocket.close" and self.state == self.STATE_OPEN:
+                reason = (message.get("reason") or "").encode("utf-8")[:123]
+                self.sendCloseFrame(code=message.get("code") or 1000, reasonUtf8=reason or None, isReply=False)
+                return
+            super().handle_reply(message)
 
         def serverSend(self, content: Any, binary: bool = False) -> None:  # noqa: N802 - daphne's name
             if self._slow_closing:

@@ -112,7 +112,8 @@ def gateway(settings, tmp_path):
     stacks: list[Stack] = []
 
     def start(**env: object):
-        stack = Stack(env_from_settings(BUS_BACKEND="memory", PRESENCE_BACKEND="memory", WS_RATE_LIMIT_BACKEND="memory", **env), tmp_path)
+        overrides = {"BUS_BACKEND": "memory", "PRESENCE_BACKEND": "memory", "WS_RATE_LIMIT_BACKEND": "memory", **env}
+        stack = Stack(env_from_settings(**overrides), tmp_path)
         stacks.append(stack)
         return stack.gateway("gw-wire")
 
@@ -195,3 +196,55 @@ async def test_slow_consumer_is_closed_4010_with_its_queue_bounded(gateway, toke
     assert (code, reason) == (4010, "slow consumer")
     assert len(frames) < 60
     ws.close()
+
+
+def _bulk_users(n: int) -> list:
+    import uuid
+
+    from accounts.models import User
+
+    run = uuid.uuid4().hex[:8]
+    User.objects.bulk_create([User(username=f"wire{run}_{i}", password="!") for i in range(n)])
+    return list(User.objects.filter(username__startswith=f"wire{run}_"))
+
+
+@pytest.mark.redis
+async def test_300_sockets_connecting_at_once_to_one_daphne_gateway_are_all_served(gateway, token, redis_presence):
+    """Issue 8: 300 concurrent connects and pings on one production gateway gave 120 closes
+    with 1011 and MaxConnectionsError from the presence pool. Here with a pool of 10."""
+    import websockets
+    from channels.db import database_sync_to_async
+
+    people = await database_sync_to_async(_bulk_users)(300)
+    gw = await asyncio.to_thread(gateway, PRESENCE_BACKEND="redis", PRESENCE_REDIS_MAX_CONNECTIONS=10)
+
+    opened = []
+
+    async def connect_and_ping(user) -> str:
+        ws = await websockets.connect(f"{gw.ws_url}?token={token(user)}", open_timeout=60)
+        opened.append(ws)  # held open until every client is done: a real burst overlaps
+        await ws.send('{"type":"ping"}')
+        reply = orjson.loads(await asyncio.wait_for(ws.recv(), 60))
+        return reply["type"] if reply["type"] != "error" else f"error {reply['data']['code']}"
+
+    try:
+        results = await asyncio.gather(*(connect_and_ping(user) for user in people), return_exceptions=True)
+    finally:
+        await asyncio.gather(*(ws.close() for ws in opened), return_exceptions=True)
+    failures = [repr(r) for r in results if r != "pong"]
+    assert failures == [], f"{len(failures)} of 300 not answered, e.g. {failures[:3]}"
+    assert gw.count("MaxConnectionsError") == 0
+    assert gw.count("ws_presence_failed") == 0
+
+
+async def test_close_codes_and_reasons_reach_the_client_through_daphne(gateway, token, alice):
+    import websockets
+
+    gw = await asyncio.to_thread(gateway, WS_MAX_CONNECTIONS_PER_USER=1)
+    async with websockets.connect(f"{gw.ws_url}?token={token(alice)}") as first:
+        await first.send('{"type":"ping"}')
+        assert orjson.loads(await first.recv())["type"] == "pong"
+        async with websockets.connect(f"{gw.ws_url}?token={token(alice)}") as second:
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(second.recv(), WAIT)
+            assert (second.close_code, second.close_reason) == (4029, "too many connections")
