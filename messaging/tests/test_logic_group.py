@@ -196,3 +196,33 @@ def test_loop_recreates_its_consumer_when_the_group_gives_it_nothing(kafka_bus, 
         if not zombie_closed:
             zombie.close()
     assert not thread.is_alive()
+
+
+@pytest.mark.django_db
+def test_kafka_rewind_reads_a_failed_batch_again_without_leaving_the_group(kafka_bus, settings):
+    """What the loop does after a failed batch: seek back, same member, same records."""
+    from messaging.bus import ensure_topics, get_consumer, get_producer
+
+    topic = settings.KAFKA_UPSTREAM_TOPIC
+    ensure_topics([topic], 1)
+    producer = get_producer()
+    for n in range(5):
+        producer.produce(topic, f"v{n}".encode(), key="k")
+    producer.flush()
+    consumer = get_consumer([topic], settings.KAFKA_LOGIC_GROUP)
+    try:
+        first: list = []
+        deadline = time.monotonic() + 30
+        while len(first) < 5 and time.monotonic() < deadline:
+            first.extend(consumer.consume(10, 0.5))
+        assert [r.value for r in first] == [f"v{n}".encode() for n in range(5)]
+        owned = consumer.assignment()
+        consumer.rewind(first[2:])
+        again: list = []
+        deadline = time.monotonic() + 15
+        while len(again) < 3 and time.monotonic() < deadline:
+            again.extend(consumer.consume(10, 0.5))
+        assert [r.offset for r in again] == [r.offset for r in first[2:]]
+        assert consumer.assignment() == owned
+    finally:
+        consumer.close()
