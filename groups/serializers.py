@@ -28,7 +28,6 @@ from groups.selectors import MEMBERS_PAGE_DEFAULT, MEMBERS_PAGE_MAX
 
 # Bounds one request's work; larger imports go through several calls.
 MAX_IDS_PER_REQUEST = 1000
-MAX_IDS_PER_QUERY = 100
 
 
 def _id_list(**kwargs: Any) -> serializers.ListField:
@@ -62,13 +61,6 @@ class UpdateGroupSerializer(RequestSerializer):
 
 class UserIdsSerializer(RequestSerializer):
     user_ids = _id_list(min_length=1)
-
-
-class UserIdsQuerySerializer(RequestSerializer):
-    """DELETE members' ids as query parameters (?user_ids=1&user_ids=2): fewer per call,
-    so the URL stays within what servers and proxies accept (~4 KB)."""
-
-    user_ids = serializers.ListField(child=IdField(), min_length=1, max_length=MAX_IDS_PER_QUERY)
 
 
 class RoleSerializer(RequestSerializer):

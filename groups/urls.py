@@ -15,6 +15,7 @@ urlpatterns = [
     path("groups/<id:group_id>/join", views.GroupJoinView.as_view(), name="group-join"),
     path("groups/<id:group_id>/leave", views.GroupLeaveView.as_view(), name="group-leave"),
     path("groups/<id:group_id>/members", views.GroupMembersView.as_view(), name="group-members"),
+    path("groups/<id:group_id>/members/<id:user_id>", views.GroupMemberView.as_view(), name="group-member"),
     path("groups/<id:group_id>/members/remove", views.GroupMembersRemoveView.as_view(), name="group-members-remove"),
     path("groups/<id:group_id>/members/<id:user_id>/role", views.GroupMemberRoleView.as_view(), name="group-member-role"),
 ]

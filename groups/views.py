@@ -24,7 +24,6 @@ from groups.serializers import (
     RoleChangedSerializer,
     RoleSerializer,
     UpdateGroupSerializer,
-    UserIdsQuerySerializer,
     UserIdsSerializer,
 )
 
@@ -148,21 +147,18 @@ class GroupMembersView(APIView):
         group, _ = selectors.access_group_as_member(group_id=group_id, user_id=request.user.id)
         return Response({"added_user_ids": [str(u) for u in added], "member_count": group.member_count})
 
+
+class GroupMemberView(APIView):
     @extend_schema(
         tags=TAG,
-        parameters=[UserIdsQuerySerializer],
-        responses={200: MembersRemovedSerializer, **error_responses(*_ON_GROUP, *WITH_QUERY)},
-        summary="Remove members (owner/admin): ?user_ids=1&user_ids=2",
-        description="The ids are query parameters (a DELETE body is not part of OpenAPI's model; "
-        "a JSON body `{\"user_ids\": [...]}` is still read when the query names none). "
-        "POST members/remove takes them in a body.",
+        request=None,
+        responses={200: MembersRemovedSerializer, **error_responses(*_ON_GROUP)},
+        summary="Remove one member (owner/admin); POST members/remove removes several",
     )
-    def delete(self, request: Request, group_id: int) -> Response:
-        if "user_ids" in request.query_params:
-            data = parse_query(UserIdsQuerySerializer, request.query_params)
-        else:
-            data = _parse(UserIdsSerializer, request.data)
-        return _remove(request, group_id, data["user_ids"])
+    def delete(self, request: Request, group_id: int, user_id: int) -> Response:
+        # One member per URL: a DELETE names the resource it removes (RFC 9110), and
+        # the members list itself stays. Not a member: nothing removed, still 200.
+        return _remove(request, group_id, [user_id])
 
 
 class GroupMembersRemoveView(APIView):
@@ -170,7 +166,7 @@ class GroupMembersRemoveView(APIView):
         tags=TAG,
         request=UserIdsSerializer,
         responses={200: MembersRemovedSerializer, **error_responses(*_ON_GROUP, *WITH_BODY)},
-        summary="Remove members (owner/admin); for clients that cannot send a DELETE body",
+        summary="Remove members (owner/admin)",
     )
     def post(self, request: Request, group_id: int) -> Response:
         data = _parse(UserIdsSerializer, request.data)

@@ -286,11 +286,10 @@ class TestAddRemove:
     @pytest.mark.parametrize("how", ["delete", "post"])
     def test_owner_removes(self, client_for, alice, bob, team, how):
         client = client_for(alice)
-        body = {"user_ids": [str(bob.id)]}
         if how == "delete":
-            r = client.delete(url(team, "/members"), body, format="json")
+            r = client.delete(url(team, f"/members/{bob.id}"))
         else:
-            r = client.post(url(team, "/members/remove"), body, format="json")
+            r = client.post(url(team, "/members/remove"), {"user_ids": [str(bob.id)]}, format="json")
         assert r.status_code == 200, r.content
         assert r.json() == {"removed_user_ids": [str(bob.id)], "member_count": 1}
         assert_error(client_for(bob).get(url(team)), 403, 1005)
@@ -313,7 +312,9 @@ class TestAddRemove:
 
     def test_remove_bad_input(self, client_for, alice, team):
         assert_error(client_for(alice).post(url(team, "/members/remove"), {"user_ids": ["x"]}, format="json"), 400, 1001)
-        assert_error(client_for(alice).delete(url(team, "/members"), {}, format="json"), 400, 1001)
+        assert_error(client_for(alice).delete(url(team, "/members/x")), 404, 1003)
+        # The list itself cannot be deleted: only one member per DELETE.
+        assert client_for(alice).delete(url(team, "/members"), {"user_ids": ["1"]}, format="json").status_code == 405
 
 
 @pytest.mark.django_db
