@@ -11,9 +11,11 @@ What it counts (each with up to a few examples, so a failure can be read):
 - order: a push on a socket of a message its user had not seen yet, with a lower seq
   than one already pushed on that socket in that conversation;
 - never_acked: a planned send with no send-ack at the end of the run;
-- push_missed: (message, member) pairs where the member, not the sender, had a socket
-  open from the message's commit to `bound` seconds after it, and no push of it reached
-  any of the member's sockets within those `bound` seconds (it came by sync or never);
+- push_missed: (message, member) pairs where the member, not the sender, was online
+  from the message's commit to `bound` seconds after it, and no push of it reached any
+  of the member's sockets within those `bound` seconds (it came by sync or never).
+  Online: a socket open and past its catch-up, i.e. it had its first sync-result (a
+  message committed while a socket is still connecting is the reconnect sync's job);
 - recovery: seconds from the heal to the moment every send was acked and every member
   had every stored message (by push or by sync); None if that never happened.
 """
@@ -131,16 +133,19 @@ def check(
         seen_by_user[user].add(mid)
         first_seen.setdefault((user, mid), event["t"])
 
-    # Who was online: socket intervals per user.
+    # Who was online: per user, each socket from its first sync-result to its close.
     intervals: dict[str, list[list[float]]] = defaultdict(list)
     open_at: dict[str, list[float]] = {}
     for event in events:
-        if event["kind"] == "open":
+        if event["kind"] == "sync_result" and event["socket"] not in open_at:
             interval = [event["t"], end]
             open_at[event["socket"]] = interval
             intervals[event["user"]].append(interval)
-        elif event["kind"] == "close" and event["socket"] in open_at:
-            open_at[event["socket"]][1] = event["t"]
+        elif event["kind"] == "close":
+            if event["socket"] in open_at:
+                open_at[event["socket"]][1] = event["t"]
+            else:
+                open_at[event["socket"]] = [event["t"], event["t"]]  # closed before it caught up
 
     caught_up = max(first_ack.values(), default=heal)
     complete = verdict.never_acked == 0

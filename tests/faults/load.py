@@ -206,6 +206,7 @@ class FaultClient:
             self._delivered(data["message"], "push")
         elif kind == "sync-result":
             messages = data.get("messages") or []
+            self.log.add("sync_result", client=self.name, user=self.user_id, socket=self.socket_id, count=len(messages))
             for message in messages:
                 self._delivered(message, "sync")
             conversation_id = str(data.get("conversation_id") or (messages[0]["conversation_id"] if messages else ""))

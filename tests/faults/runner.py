@@ -88,7 +88,10 @@ class Result:
     def failures(self) -> list[str]:
         v = self.verdict
         problems = []
-        for name in ("lost", "dup_shown", "seq_anomalies", "order", "never_acked"):
+        # Order violations are counted and shown in the table but are not a failure: the
+        # protocol has clients order by seq (docs/realtime.md), and push order across a
+        # batch is not promised (docs/reliability.md).
+        for name in ("lost", "dup_shown", "seq_anomalies", "never_acked"):
             if getattr(v, name):
                 problems.append(f"{name}={getattr(v, name)}: {v.examples.get(name, [])[:3]}")
         if self.push_guaranteed:

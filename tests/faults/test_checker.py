@@ -25,14 +25,17 @@ def _got(t: float, kind: str, mid: str, seq: int, user: str = B, socket: str = "
     return {"t": t, "kind": kind, "user": user, "socket": socket, "conversation_id": CONV, "message_id": mid, "seq": seq}
 
 
-def _open(t: float, user: str, socket: str) -> dict:
-    return {"t": t, "kind": "open", "user": user, "socket": socket}
+def _open(t: float, user: str, socket: str) -> list[dict]:
+    """A socket opening and getting its first (catch-up) sync-result right away."""
+    return [{"t": t, "kind": "open", "user": user, "socket": socket},
+            {"t": t, "kind": "sync_result", "user": user, "socket": socket, "count": 0}]  # fmt: skip
 
 
 def _clean() -> tuple[list, dict, list]:
-    events = [_open(0, A, "a#1"), _open(0, B, "b#1"),
+    events = [*_open(0, A, "a#1"), *_open(0, B, "b#1"),
               _ack(10.1, "c1", "m1", 1), _got(10.2, "push", "m1", 1),
               _ack(11.1, "c2", "m2", 2), _got(11.2, "push", "m2", 2)]  # fmt: skip
+    # events[4:] are the acks and pushes
     history = {CONV: [_row(1, "m1", "c1"), _row(2, "m2", "c2", created=11.0)]}
     planned = [(A, CONV, "c1"), (A, CONV, "c2")]
     return events, history, planned
@@ -72,7 +75,7 @@ def test_a_push_of_the_senders_own_acked_message_is_a_duplicate_shown():
 
 def test_sync_after_push_is_not_a_duplicate_shown_but_a_second_socket_push_is_fine_too():
     events, history, planned = _clean()
-    events += [_got(12.0, "sync", "m1", 1), _open(12.0, B, "b#2"), _got(12.1, "push", "m2", 2, socket="b#2")]
+    events += [_got(12.0, "sync", "m1", 1), *_open(12.0, B, "b#2"), _got(12.1, "push", "m2", 2, socket="b#2")]
     assert _check(events, history, planned).dup_shown == 0
 
 
@@ -90,7 +93,7 @@ def test_a_gap_a_repeated_seq_and_two_seqs_for_one_client_msg_id_are_seq_anomali
 
 def test_pushes_out_of_seq_order_on_a_socket_are_an_order_violation():
     events, history, planned = _clean()
-    events[3], events[5] = _got(11.3, "push", "m1", 1), _got(10.2, "push", "m2", 2)
+    events[5], events[7] = _got(11.3, "push", "m1", 1), _got(10.2, "push", "m2", 2)
     events.sort(key=lambda e: e["t"])
     assert _check(events, history, planned).order == 1
 
@@ -104,20 +107,32 @@ def test_a_send_never_acked_is_counted_and_there_is_no_recovery():
 
 def test_an_online_member_who_got_a_message_only_by_sync_is_a_push_missed():
     events, history, planned = _clean()
-    events[5] = _got(11.2, "sync", "m2", 2)
+    events[7] = _got(11.2, "sync", "m2", 2)
     v = _check(events, history, planned)
     assert (v.push_missed, v.synced_only) == (1, 1)
 
 
 def test_a_member_offline_at_commit_time_is_not_owed_a_push():
     events, history, planned = _clean()
-    events[1] = _open(10.5, B, "b#1")  # B connected after m1 was committed (t=10.0)
-    events[3] = _got(10.6, "sync", "m1", 1)
+    events[2:4] = _open(10.5, B, "b#1")  # B connected after m1 was committed (t=10.0)
+    events[5] = _got(10.6, "sync", "m1", 1)
+    events.sort(key=lambda e: e["t"])
     assert _check(events, history, planned).push_missed == 0
+
+
+def test_a_socket_still_catching_up_at_commit_time_is_not_owed_a_push_but_is_after():
+    events, history, planned = _clean()
+    events[3] = {**events[3], "t": 10.05}  # B's first sync-result came after m1's commit
+    events[5] = _got(10.2, "sync", "m1", 1)
+    events.sort(key=lambda e: e["t"])
+    v = _check(events, history, planned)
+    assert v.push_missed == 0  # m1: B was still catching up; m2 (11.0) was pushed
+    events = [e for e in events if not (e["kind"] == "push" and e["message_id"] == "m2")]
+    assert _check(events, history, planned).push_missed == 1
 
 
 def test_a_member_who_never_gets_a_message_means_no_recovery():
     events, history, planned = _clean()
-    del events[5]
+    del events[7]
     v = _check(events, history, planned)
     assert v.recovery is None and v.push_missed == 1
