@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from gochat_site.health import serve_consumer_health
 from messaging.consumers_registry import CONSUMERS, ConsumerHealth, run_consumer
@@ -34,6 +34,9 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
+        if settings.HEALTH_PORT and settings.HEALTH_PORT == settings.METRICS_PORT:
+            # Both would bind the port; the health listener serves /metrics as well.
+            raise CommandError("HEALTH_PORT and METRICS_PORT are the same port: set METRICS_PORT=0 (HEALTH_PORT serves /metrics too)")
         health = ConsumerHealth("logic")
         server = None
         if settings.HEALTH_PORT:
