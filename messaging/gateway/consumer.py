@@ -61,6 +61,13 @@ class _PathBroken(Exception):
 
 
 class GatewayConsumer(AsyncWebsocketConsumer):
+    # No Channels layer: delivery comes from the gateway's own downstream topic
+    # (downstream.py), never from the layer. With the Redis layer configured every socket
+    # would otherwise register a layer channel and wait on it: Redis reads per process,
+    # memory per socket, and a failure mode (a Redis read timeout or restart closing
+    # idle sockets with 1011) for nothing. An alias with no configuration gives None.
+    channel_layer_alias = "gateway-no-layer"
+
     user_id: int | None = None
     connection_id: str = ""
 

@@ -280,3 +280,16 @@ def test_untrusted_cache_answers_nothing(settings):
     assert cache.is_member(7, 9)
     cache.set_trusted(False)  # the listener lost Redis: what it missed is unknown
     assert not cache.is_member(7, 9)
+
+
+async def test_gateway_sockets_use_no_channel_layer(ws_client, alice, settings):
+    """The Redis channel layer is configured (REDIS_URL) but the gateway never uses it:
+    its sockets must not each wait on it."""
+    from messaging.gateway.registry import registry
+
+    settings.PRESENCE_BACKEND = "memory"
+    ws = await ws_client(alice)
+    await ws.send_to(text_data='{"type":"ping"}')
+    await ws.receive_from(timeout=WAIT)
+    (connection,) = registry.of_user(alice.id)
+    assert connection.channel_layer is None
