@@ -114,7 +114,9 @@ class TestCreate:
         assert_error(r, 400, 1001)
 
     def test_with_myself(self, client_for, alice):
-        assert_error(client_for(alice).post(CREATE, {"user_id": str(alice.id)}, format="json"), 400, 1001)
+        # Well-formed but refused by the rules: 403 (the schema cannot say "not yourself").
+        assert_error(client_for(alice).post(CREATE, {"user_id": str(alice.id)}, format="json"), 403, 1005)
+        assert_error(client_for(alice).post(CREATE, {"username": "alice"}, format="json"), 403, 1005)
 
     def test_requires_token(self, api_client, bob):
         assert_error(api_client.post(CREATE, {"user_id": str(bob.id)}, format="json"), 401, 1002)
