@@ -290,8 +290,8 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         metrics.WS_FRAMES_OUT.labels(type=frame["type"]).inc()
         await self.send(text_data=protocol.encode(frame))
 
-    async def push_new_message(self, frame: dict[str, Any], *, message_id: int) -> None:
+    async def push_new_message(self, frame: dict[str, Any], *, message_id: int, encoded: str | None = None) -> None:
         if self._remember(message_id):
             metrics.WS_FRAMES_OUT.labels(type=frame["type"]).inc()
             metrics.MESSAGES_DELIVERED.inc()
-            await self.send(text_data=protocol.encode(frame))
+            await self.send(text_data=encoded if encoded is not None else protocol.encode(frame))

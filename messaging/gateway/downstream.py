@@ -43,12 +43,14 @@ async def deliver_envelope(envelope: pb.DownstreamMessage) -> int:
     written = 0
     if envelope.kind == Kind.NEW_MESSAGE:
         frame = protocol.new_message_frame(message_dict_from_pb(envelope.message))
+        # Encoded once for every recipient socket (a group's envelope lists hundreds).
+        encoded = protocol.encode(frame)
         sockets: list[tuple[int, str]] = []
         for user_id in envelope.recipient_user_ids:
             for connection in registry.of_user(user_id):
                 if connection.connection_id == envelope.connection_id:
                     continue  # the sending socket: it has the send-ack
-                await connection.push_new_message(frame, message_id=envelope.message.id)
+                await connection.push_new_message(frame, message_id=envelope.message.id, encoded=encoded)
                 sockets.append((user_id, connection.connection_id))
                 written += 1
         _observe(envelope, "new_message", sockets)

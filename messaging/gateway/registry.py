@@ -12,8 +12,9 @@ class LocalConnection(Protocol):
     async def push_frame(self, frame: dict[str, Any], *, delivered_id: int | None = None) -> None:
         """Write a server frame; delivered_id marks the socket as having that message."""
 
-    async def push_new_message(self, frame: dict[str, Any], *, message_id: int) -> None:
-        """Write a new-message frame unless this socket already had that message."""
+    async def push_new_message(self, frame: dict[str, Any], *, message_id: int, encoded: str | None = None) -> None:
+        """Write a new-message frame unless this socket already had that message
+        (`encoded`: the frame already encoded, shared by every recipient)."""
 
 
 class ConnectionRegistry:

@@ -293,3 +293,28 @@ async def test_gateway_sockets_use_no_channel_layer(ws_client, alice, settings):
     await ws.receive_from(timeout=WAIT)
     (connection,) = registry.of_user(alice.id)
     assert connection.channel_layer is None
+
+
+async def test_new_message_envelope_is_encoded_once_for_all_its_sockets(
+    ws_client, alice, bob, carol, settings, monkeypatch
+):
+    from messaging.gateway import downstream, protocol
+    from protos.gochat.v1 import envelopes_pb2 as pb
+
+    settings.PRESENCE_BACKEND = "memory"
+    sockets = [await ws_client(user) for user in (alice, bob, carol)]
+    for ws in sockets:  # registered once the pong is back
+        await ws.send_to(text_data='{"type":"ping"}')
+        await ws.receive_from(timeout=WAIT)
+    calls = []
+    original = protocol.encode
+    monkeypatch.setattr(protocol, "encode", lambda frame: calls.append(frame["type"]) or original(frame))
+    envelope = pb.DownstreamMessage(
+        kind=pb.DownstreamMessage.NEW_MESSAGE,
+        recipient_user_ids=[alice.id, bob.id, carol.id],
+        message=pb.ChatMessage(id=99, conversation_id=5, seq=1, sender_id=alice.id, content="hi", created_at_ms=1),
+    )
+    assert await downstream.deliver_envelope(envelope) == 3
+    assert calls == ["new-message"]
+    for ws in sockets:
+        assert json.loads(await ws.receive_from(timeout=WAIT))["data"]["message"]["id"] == "99"
