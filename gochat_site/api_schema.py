@@ -16,10 +16,9 @@ from rest_framework import serializers
 from gochat_site.id_params import ID_SCHEMA, MAX_ID
 from gochat_site.request_limits import WHITESPACE
 
-# Text without NUL (PostgreSQL text cannot hold it; DRF refuses it), and the same with at
-# least one character that is not whitespace (a required field is trimmed, then must not
-# be blank).
-NO_NUL_PATTERN = r"^[^\x00]*$"
+# Non-empty text without NUL (PostgreSQL text cannot hold it; DRF refuses it), and the
+# same with at least one character that is not whitespace (a required field is trimmed,
+# then must not be blank).
 NON_EMPTY_PATTERN = r"^[^\x00]+$"
 NOT_BLANK_PATTERN = rf"^[^\x00]*[^{WHITESPACE}\x00][^\x00]*$"
 
@@ -77,13 +76,13 @@ class StrictCharFieldExtension(OpenApiSerializerFieldExtension):
         schema = auto_schema._map_serializer_field(field, direction, bypass_extensions=True)
         if direction == "response":
             return schema
+        # A blank-allowed field is documented by drf-spectacular as oneOf [pattern, ""], so
+        # its pattern must not match "" too (else "" would match both, violating oneOf).
         if isinstance(field, HttpUrlField):
-            schema["pattern"] = f"^(?:{HTTP_URL_REGEX})?$" if field.allow_blank else f"^{HTTP_URL_REGEX}$"
+            schema["pattern"] = f"^{HTTP_URL_REGEX}$"
         elif any(hasattr(v, "regex") for v in field.validators):
             pass  # the field's own RegexValidator becomes the pattern, and is the whole rule
-        elif field.allow_blank:
-            schema["pattern"] = NO_NUL_PATTERN
-        elif not field.trim_whitespace:
+        elif field.allow_blank or not field.trim_whitespace:
             schema["pattern"] = NON_EMPTY_PATTERN
         else:
             schema["pattern"] = NOT_BLANK_PATTERN
