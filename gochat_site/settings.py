@@ -271,6 +271,8 @@ WS_RATE_LIMIT_BACKEND = env_str("WS_RATE_LIMIT_BACKEND", "redis" if REDIS_URL el
 WS_MAX_CONNECTIONS_PER_USER = env_int("WS_MAX_CONNECTIONS_PER_USER", 10)
 # A frame whose handling (presence, bus, database) takes longer closes the socket (1011).
 WS_FRAME_TIMEOUT_SECONDS = env_float("WS_FRAME_TIMEOUT_SECONDS", 30.0)
+# Seconds between the gateway's broker checks; two failures in a row close senders with 1011.
+WS_UPSTREAM_CHECK_SECONDS = env_float("WS_UPSTREAM_CHECK_SECONDS", 5.0)
 # Bytes queued to a socket that does not read before it is closed (4010, slow consumer).
 WS_MAX_SEND_BUFFER_BYTES = env_int("WS_MAX_SEND_BUFFER_BYTES", 1048576)
 # Gateway membership cache (messaging/gateway/membership.py): entry lifetime (the bound

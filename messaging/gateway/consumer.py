@@ -18,6 +18,7 @@ from gochat_site import errors, metrics, tracing
 from messaging import delivery_trace, routing, services
 from messaging.bus import get_producer
 from messaging.gateway import auth, loops, protocol
+from messaging.gateway.upstream import health as upstream_health
 from messaging.gateway.membership import check_member, is_known_member
 from messaging.gateway.ratelimit import get_limiter
 from messaging.gateway.registry import registry
@@ -225,6 +226,8 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             message_type=command.message_type,
             received_at_ms=int(time.time() * 1000),
         )
+        if upstream_health.broken:
+            raise _PathBroken("upstream unavailable")
         # Keyed by conversation: one conversation stays on one partition, so in order.
         try:
             get_producer().produce(

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from messaging.consumers_registry import CONSUMERS, arun_consumer
 from messaging.gateway.membership import run_invalidation_listener
+from messaging.gateway import upstream
 from messaging.gateway.registry import registry
 from messaging.presence import get_presence
 
@@ -67,6 +68,9 @@ async def ensure_started() -> None:
         "gateway-heartbeat": _gateway_heartbeat(state.stop),
         "membership-invalidations": run_invalidation_listener(state.stop),
     }
+    if settings.BUS_BACKEND != "memory":
+        # The in-process bus cannot be unreachable; Kafka can.
+        coroutines["upstream-watch"] = upstream.watch(state.stop)
     if settings.EMBEDDED_LOGIC:
         coroutines["embedded-logic"] = arun_consumer(CONSUMERS["logic"], stop=state.stop)
     for name, coroutine in coroutines.items():
