@@ -160,7 +160,9 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             try:
                 # A frame that never finishes (a hung dependency) would leave the socket
                 # open and dead: frames of one socket are handled one after another.
-                await asyncio.wait_for(self._receive(text_data, bytes_data), settings.WS_FRAME_TIMEOUT_SECONDS)
+                # asyncio.timeout, not wait_for: no extra task per frame.
+                async with asyncio.timeout(settings.WS_FRAME_TIMEOUT_SECONDS):
+                    await self._receive(text_data, bytes_data)
             except _PathBroken as exc:
                 logger.error(
                     "ws_path_broken",
@@ -168,7 +170,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
                     exc_info=exc.__cause__,
                 )
                 await self._fail(CLOSE_INTERNAL, exc.reason)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 logger.error("ws_frame_timeout", extra={"user_id": self.user_id, "connection_id": self.connection_id})
                 await self._fail(CLOSE_INTERNAL, "frame timeout")
 
