@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import re
 import signal
@@ -275,10 +274,6 @@ async def _burst_summary(run: Run, heal: float) -> dict[str, Any]:
 
 
 # --- the faults --------------------------------------------------------------------------
-def _signal(proc, sig: int) -> None:  # noqa: ANN001 - a harness Proc
-    os.killpg(proc.pid, sig)
-
-
 async def sigkill_logic(run: Run) -> float:
     run.mark("SIGKILL logic-1")
     await run.blocking(run.cluster.logics["logic-1"].kill, signal.SIGKILL)
@@ -290,9 +285,9 @@ async def sigkill_logic(run: Run) -> float:
 async def sigstop_logic(run: Run) -> float:
     session = int(run.cluster.env["KAFKA_SESSION_TIMEOUT_MS"]) / 1000
     run.mark("SIGSTOP logic-1")
-    _signal(run.cluster.logics["logic-1"], signal.SIGSTOP)
+    run.cluster.logics["logic-1"].signal(signal.SIGSTOP)
     await asyncio.sleep(3 * session + 2)  # well past its session timeout: logic-2 takes over
-    _signal(run.cluster.logics["logic-1"], signal.SIGCONT)
+    run.cluster.logics["logic-1"].signal(signal.SIGCONT)
     run.mark("SIGCONT logic-1")
     return time.time()
 
