@@ -3,8 +3,15 @@
 Two backends (WS_RATE_LIMIT_BACKEND):
 - "redis" (production): one counter per user in Redis, shared by every socket on every
   gateway, so a flood spread over sockets and gateways is limited per user. A fixed
-  window: a Lua script INCRs `ratelimit:ws:{user_id}`, starts its PEXPIRE on the first
-  frame of a window, and returns the count and the time left: one round trip per frame.
+  window: a Lua script INCRBYs `ratelimit:ws:{user_id}`, starts its PEXPIRE on the first
+  frame of a window, and returns the count and the time left.
+  Frames are counted in process first, and Redis is asked only once this gateway has seen
+  more than WS_RATE_LIMIT / WS_MAX_CONNECTIONS_PER_USER of the user's frames in the
+  window (then with the frames counted so far, and one round trip per frame after). A
+  user has at most that many sockets, so their frames that never reach Redis are fewer
+  than WS_RATE_LIMIT in all: the limit still holds per user (at worst, with sockets on
+  many gateways, about twice over), and an ordinary user costs no round trip at all. The
+  round trip per frame was ~12% of the gateway's CPU in the S1 benchmark.
   If Redis cannot answer, the process falls back to its in-memory window (fail open to a
   per-process limit rather than refusing every frame or closing sockets for it).
 - "memory" (embedded default, one process): the same fixed window in a dict.
@@ -26,7 +33,7 @@ logger = logging.getLogger(__name__)
 _PRUNE_AT = 10_000
 
 _WINDOW_LUA = """
-local n = redis.call('INCR', KEYS[1])
+local n = redis.call('INCRBY', KEYS[1], ARGV[2])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
@@ -76,9 +83,12 @@ class RateLimiter:
 class RedisRateLimiter:
     """Fixed window per user in Redis: the limit holds across sockets and gateways."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, clock: Callable[[], float] = time.monotonic) -> None:
         self._url = url
+        self._clock = clock
         self._fallback = RateLimiter()
+        # user id -> (window start, frames seen here in it); see the module docstring.
+        self._local: dict[int, tuple[float, int]] = {}
         # redis.asyncio connections belong to the loop that opened them.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
@@ -105,11 +115,33 @@ class RedisRateLimiter:
             self._clients[loop] = client
         return client
 
+    def _count_locally(self, user_id: int) -> int:
+        """How many frames to add to the Redis counter now: 0 while the user is within
+        this gateway's quiet share of the window, then everything counted so far once,
+        then 1 per frame."""
+        now = self._clock()
+        window = settings.WS_RATE_WINDOW_SECONDS
+        started, count = self._local.get(user_id, (now, 0))
+        if now - started >= window:
+            started, count = now, 0
+        count += 1
+        self._local[user_id] = (started, count)
+        if len(self._local) > _PRUNE_AT:
+            for stale in [u for u, (at, _) in self._local.items() if now - at >= window]:
+                del self._local[stale]
+        quiet = settings.WS_RATE_LIMIT // max(1, settings.WS_MAX_CONNECTIONS_PER_USER)
+        if count <= quiet:
+            return 0
+        return count if count == quiet + 1 else 1
+
     async def acheck(self, user_id: int) -> tuple[bool, float]:
+        increment = self._count_locally(user_id)
+        if not increment:
+            return True, 0.0
         window_ms = max(1, int(settings.WS_RATE_WINDOW_SECONDS * 1000))
         try:
             client = self._client()
-            count, ttl_ms = await client.window_script(keys=[rate_key(user_id)], args=[window_ms])
+            count, ttl_ms = await client.window_script(keys=[rate_key(user_id)], args=[window_ms, increment])
         except Exception:  # noqa: BLE001 - Redis trouble must not refuse or close sockets
             logger.warning("ws_rate_limit_redis_failed", extra={"user_id": user_id}, exc_info=True)
             return await self._fallback.acheck(user_id)

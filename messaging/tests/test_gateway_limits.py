@@ -80,6 +80,40 @@ async def test_limit_is_per_user_across_sockets_and_gateways(
     assert (await _frame(await ws_client(bob), "ping"))["type"] == "pong"
 
 
+@pytest.mark.redis
+async def test_ordinary_traffic_costs_no_redis_round_trip_and_a_flood_is_still_capped(
+    settings, fresh_limiters, clear_rate_keys
+):
+    import redis.asyncio.client
+
+    settings.WS_RATE_LIMIT = 100
+    settings.WS_MAX_CONNECTIONS_PER_USER = 10  # quiet share: 10 frames per gateway per window
+    settings.WS_RATE_WINDOW_SECONDS = 60
+    calls: list[str] = []
+    real_execute = redis.asyncio.client.Redis.execute_command
+
+    async def counting(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        calls.append(str(args[0]))
+        return await real_execute(self, *args, **kwargs)
+
+    redis.asyncio.client.Redis.execute_command = counting
+    try:
+        gateways = [ratelimit.RedisRateLimiter(settings.REDIS_URL) for _ in range(3)]
+        # Ten frames on each of three gateways: within every quiet share, no round trip.
+        for gateway in gateways:
+            assert all([(await gateway.acheck(42))[0] for _ in range(10)])
+        assert calls == []
+        # A flood from the same user on every gateway: Redis counts it, with the frames
+        # already seen, and refuses past the limit (the 30 quiet frames are the slack).
+        outcomes = [(await gateways[n % 3].acheck(42))[0] for n in range(300)]
+    finally:
+        redis.asyncio.client.Redis.execute_command = real_execute
+    accepted = 30 + sum(outcomes)
+    assert calls, "the flood never reached Redis"
+    assert settings.WS_RATE_LIMIT <= accepted <= settings.WS_RATE_LIMIT + 30, accepted
+    assert not any(outcomes[-100:])
+
+
 async def test_memory_limiter_counts_in_process(settings):
     settings.WS_RATE_LIMIT = 2
     settings.WS_RATE_WINDOW_SECONDS = 60
