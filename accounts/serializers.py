@@ -153,8 +153,11 @@ def parse_request(serializer_class: type[serializers.Serializer], data: Any, **k
 
 def parse_query(serializer_class: type[serializers.Serializer], params: Any) -> dict[str, Any]:
     """Validate query parameters with `serializer_class` (unknown parameters are ignored,
-    as HTTP caches and proxies add their own)."""
-    return parse_request(serializer_class, params, context={"query": True})
+    as HTTP caches and proxies add their own). Read as a plain dict of the last value per
+    name: DRF would take `?name=` on a QueryDict for an absent optional field, where the
+    schema calls "" a value that must match the field's rule."""
+    data = params.dict() if hasattr(params, "dict") else params
+    return parse_request(serializer_class, data, context={"query": True})
 
 
 # --- requests --------------------------------------------------------------------------

@@ -125,6 +125,13 @@ def test_bad_ids_in_queries_are_1001(client_for, alice, single_chat, bad):
 
 
 @pytest.mark.django_db
+def test_an_empty_query_value_is_a_bad_value_not_an_absent_one(client_for, alice, single_chat):
+    client = client_for(alice)
+    assert_error(client.get("/api/v1/search?q=hi&conversation_id="), 400, 1001)
+    assert_error(client.get(f"{HISTORY}?conversation_id={single_chat.id}&after_seq="), 400, 1001)
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("name", ["before_seq", "after_seq", "limit"])
 @pytest.mark.parametrize("bad", [str(2**63), "\u0663", "1.5", "true"])
 def test_bad_integers_in_history_queries_are_1001(client_for, alice, single_chat, name, bad):
