@@ -183,7 +183,13 @@ if REDIS_URL:
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "gochat"),
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                # A hung Redis must not hold a database thread (routing's mute list,
+                # fan-out checkpoints) forever: fail after a bounded wait instead.
+                "SOCKET_CONNECT_TIMEOUT": env_float("CACHE_REDIS_SOCKET_TIMEOUT_SECONDS", 2.0),
+                "SOCKET_TIMEOUT": env_float("CACHE_REDIS_SOCKET_TIMEOUT_SECONDS", 2.0),
+            },
         }
     }
     CHANNEL_LAYERS = {
