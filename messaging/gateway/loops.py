@@ -35,14 +35,25 @@ async def _gateway_heartbeat(stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             presence = get_presence()
-            if await presence.agateway_heartbeat(settings.GATEWAY_ID) and len(registry):
-                # Redis came back empty (restart, flush): without this, sockets that do
-                # not ping would stay open but unreachable by routing until they do.
+            lost = await presence.agateway_heartbeat(settings.GATEWAY_ID)
+            if len(registry):
+                # Every live socket is registered again each beat, which also pushes its
+                # entry's TTL forward: a socket that does not ping (it is still open until
+                # WS_IDLE_TIMEOUT_SECONDS) stays reachable by routing instead of being
+                # treated as offline once PRESENCE_TTL_SECONDS passes; and after Redis
+                # came back empty (restart, flush) every socket is reachable again.
                 connections = registry.pairs()
                 await presence.arestore(settings.GATEWAY_ID, connections)
-                logger.warning(
-                    "presence_restored", extra={"gateway_id": settings.GATEWAY_ID, "connections": len(connections)}
-                )
+                # A socket that closed while its entry was being written again must not
+                # be left looking online.
+                live = set(registry.pairs())
+                for user_id, connection_id in connections:
+                    if (user_id, connection_id) not in live:
+                        await presence.adisconnect(user_id, connection_id)
+                if lost:
+                    logger.warning(
+                        "presence_restored", extra={"gateway_id": settings.GATEWAY_ID, "connections": len(connections)}
+                    )
         except Exception:
             logger.exception("gateway_heartbeat_failed", extra={"gateway_id": settings.GATEWAY_ID})
         try:

@@ -177,3 +177,17 @@ async def test_sockets_that_do_not_ping_are_registered_again_after_a_redis_resta
             break
         await asyncio.sleep(0.1)
     assert len(await get_presence().alookup(ids)) == 3
+
+
+async def test_a_socket_that_does_not_ping_stays_reachable_past_the_presence_ttl(ws_client, users, private_redis, settings):
+    # Seen in the rolling-restart test: a peer that never pinged was routed as offline
+    # (push) once its presence entry expired, while its socket was still open.
+    from channels.db import database_sync_to_async
+
+    from messaging.presence import get_presence
+
+    settings.PRESENCE_TTL_SECONDS = 2  # the gateway heartbeat runs every second
+    (person,) = await database_sync_to_async(users)(1)
+    assert (await _ping(await ws_client(person)))["type"] == "pong"
+    await asyncio.sleep(3 * settings.PRESENCE_TTL_SECONDS)  # no client frame at all
+    assert person.id in await get_presence().alookup([person.id])
