@@ -77,7 +77,6 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         self.connection_id = uuid.uuid4().hex
         self._delivered: OrderedDict[int, None] = OrderedDict()
         self._last_activity = time.monotonic()
-        self._idle_task: asyncio.Task | None = None
         self._registered = False
         result = await auth.authenticate(self.scope)
         if result.user_id is None:
@@ -104,16 +103,12 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             logger.info("ws_too_many_connections", extra={"user_id": self.user_id, "live": live})
             await self._fail(auth.CLOSE_TOO_MANY_CONNECTIONS, "too many connections")
             return
-        self._idle_task = asyncio.create_task(self._close_when_idle())
         logger.info("ws_connected", extra={"user_id": self.user_id, "connection_id": self.connection_id})
 
     async def disconnect(self, code: int) -> None:
         await self._forget(code)
 
     async def _forget(self, code: int) -> None:
-        if self._idle_task is not None and self._idle_task is not asyncio.current_task():
-            self._idle_task.cancel()
-        self._idle_task = None
         if not self._registered:
             return
         self._registered = False
@@ -132,13 +127,14 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         await self.close(code=code, reason=reason)
         await self._forget(code)
 
-    async def _close_when_idle(self) -> None:
-        timeout = settings.WS_IDLE_TIMEOUT_SECONDS
-        while True:
-            remaining = self._last_activity + timeout - time.monotonic()
-            if remaining <= 0:
-                break
-            await asyncio.sleep(remaining)
+    def idle_for(self, now: float) -> float:
+        """Seconds since the client's last frame (the gateway's idle sweep reads it)."""
+        return now - self._last_activity
+
+    async def close_idle(self) -> None:
+        """Close a socket that sent nothing for WS_IDLE_TIMEOUT_SECONDS. One sweep of the
+        gateway (loops.py) calls it, not a task per socket: a task and its coroutine frame
+        for every idle socket were memory that S3 (RSS per idle socket) counts."""
         await self.close(code=auth.CLOSE_IDLE_TIMEOUT, reason="idle timeout")
         await self._forget(auth.CLOSE_IDLE_TIMEOUT)
 

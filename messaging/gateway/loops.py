@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from django.conf import settings
 
@@ -62,6 +63,25 @@ async def _gateway_heartbeat(stop: asyncio.Event) -> None:
             pass
 
 
+async def _close_idle_sockets(stop: asyncio.Event) -> None:
+    """Close sockets that sent nothing for WS_IDLE_TIMEOUT_SECONDS: one sweep for the
+    whole gateway, at most a second late (or a quarter of a short timeout)."""
+    while not stop.is_set():
+        timeout = settings.WS_IDLE_TIMEOUT_SECONDS
+        now = time.monotonic()
+        for connection in registry.connections():
+            idle_for = getattr(connection, "idle_for", None)
+            if idle_for is not None and idle_for(now) >= timeout:
+                try:
+                    await connection.close_idle()
+                except Exception:
+                    logger.exception("ws_idle_close_failed", extra={"connection_id": connection.connection_id})
+        try:
+            await asyncio.wait_for(stop.wait(), max(0.05, min(1.0, timeout / 4)))
+        except asyncio.TimeoutError:
+            pass
+
+
 def _watch(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("gateway_loop_died", extra={"task": task.get_name()}, exc_info=task.exception())
@@ -77,6 +97,7 @@ async def ensure_started() -> None:
     coroutines = {
         "gateway-downstream": arun_consumer(CONSUMERS["gateway-downstream"], stop=state.stop),
         "gateway-heartbeat": _gateway_heartbeat(state.stop),
+        "idle-sockets": _close_idle_sockets(state.stop),
         "membership-invalidations": run_invalidation_listener(state.stop),
     }
     if settings.BUS_BACKEND != "memory":

@@ -34,6 +34,9 @@ class ConnectionRegistry:
             if not sockets:
                 del self._by_user[connection.user_id]
 
+    def connections(self) -> list[LocalConnection]:
+        return list(self._by_id.values())
+
     def get(self, connection_id: str) -> LocalConnection | None:
         return self._by_id.get(connection_id)
 
