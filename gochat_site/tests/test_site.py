@@ -89,7 +89,8 @@ class TestSchema:
         login = schema["paths"]["/api/v1/auth/login"]["post"]
         assert login["security"] == [{}]  # no token needed to log in
         assert "LoginResponse" in str(login["responses"]["200"])
-        assert set(schema["paths"]["/api/v1/groups/{group_id}/members"]) == {"get", "post", "delete"}
+        assert set(schema["paths"]["/api/v1/groups/{group_id}/members"]) == {"get", "post"}
+        assert set(schema["paths"]["/api/v1/groups/{group_id}/members/{user_id}"]) == {"delete"}
 
     def test_schema_generation_has_no_warnings(self):
         from django.core.management import call_command
