@@ -76,7 +76,8 @@ def _id_field(data: dict[str, Any], name: str, details: dict[str, list[str]], *,
         details[name] = ["An id string is required."]
         return None
     text = str(value).strip()
-    if not text.isdigit() or not 0 < int(text) < 2**63:
+    # isascii: str.isdigit() is also true for '³' or '٣', which int() then refuses.
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 2**63:
         details[name] = ["A valid id is required."]
         return None
     return int(text)

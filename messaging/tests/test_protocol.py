@@ -69,6 +69,9 @@ def test_unreadable_frames_are_1001(text, message):
         ({**SEND, "conversation_id": "abc"}, "conversation_id"),
         ({**SEND, "conversation_id": True}, "conversation_id"),
         ({**SEND, "conversation_id": "-4"}, "conversation_id"),
+        ({**SEND, "conversation_id": "\u00b3"}, "conversation_id"),  # '³': isdigit() but not int()
+        ({**SEND, "conversation_id": "\u0663\u0664"}, "conversation_id"),  # Arabic-Indic digits
+        ({**SEND, "conversation_id": str(2**63)}, "conversation_id"),
         ({**SEND, "content": 42}, "content"),
         ({**SEND, "content": ""}, "content"),
         ({**SEND, "message_type": "system"}, "message_type"),
