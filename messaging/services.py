@@ -14,7 +14,7 @@ from django.db.models import F, Subquery
 from django.db.models.functions import Greatest, Least
 from django.utils import timezone
 
-from gochat_site.errors import GoChatError, InvalidParams, NotAMember, NotFound
+from gochat_site.errors import GoChatError, InvalidParams, NotAMember, NotFound, PermissionDenied
 from messaging import cache
 from messaging.models import Conversation, ConversationMember, Device, Message
 
@@ -291,7 +291,8 @@ def get_or_create_single_conversation(*, user_id: int, peer_id: int) -> tuple[Co
     except (TypeError, ValueError):
         raise InvalidParams("invalid peer id", {"user_id": ["A valid id is required."]}) from None
     if peer_id == int(user_id):
-        raise InvalidParams("cannot start a conversation with yourself", {"user_id": ["Must be another user."]})
+        # Well-formed but refused by the rules: 1005 on every entry point, as for groups.
+        raise PermissionDenied("cannot start a conversation with yourself", {"user_id": ["Must be another user."]})
     if not User.objects.filter(id=peer_id, is_active=True).exists():
         raise NotFound("user not found")
     key = pair_key(user_id, peer_id)

@@ -13,7 +13,6 @@ from accounts import selectors as account_selectors
 from accounts.serializers import parse_query, parse_request
 from accounts.throttles import SettingsScopedRateThrottle
 from gochat_site.api_schema import AUTHENTICATED, WITH_BODY, WITH_QUERY, error_responses
-from gochat_site.errors import PermissionDenied
 from gochat_site.logging import trace_id_var
 from messaging import routing, selectors, services
 from messaging.representations import message_dict
@@ -149,10 +148,6 @@ class ConversationCreateView(APIView):
         peer_id = data.get("user_id")
         if peer_id is None:
             peer_id = account_selectors.user_by_username(username=data["username"]).id
-        if peer_id == request.user.id:
-            # A well-formed request the rules refuse: 403, as for the group rules. The
-            # service still answers 1001 for it to its other callers (told the lead).
-            raise PermissionDenied("cannot start a conversation with yourself", {"user_id": ["Must be another user."]})
         conversation, created = services.get_or_create_single_conversation(user_id=request.user.id, peer_id=peer_id)
         summary = selectors.conversation_summary(user_id=request.user.id, conversation_id=conversation.id)
         return Response(_conversation_body(summary), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
