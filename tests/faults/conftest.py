@@ -47,13 +47,13 @@ def fault_logdir():
 
 def format_table(rows: list[dict]) -> str:
     header = ["fault", "sent", "acked", "lost", "dup shown", "seq anomalies", "order", "never acked",
-              "push missed", "recovery s", "verdict"]  # fmt: skip
+              "push missed", "by push", "by sync only", "recovery s", "verdict"]  # fmt: skip
     lines = [header]
     for row in rows:
         recovery = "never" if row["recovery"] is None else f"{row['recovery']:.1f}"
         lines.append(
             [row["fault"], row["sent"], row["acked"], row["lost"], row["dup_shown"], row["seq_anomalies"], row["order"],
-             row["never_acked"], row["push_missed"], recovery, row["verdict"]]
+             row["never_acked"], row["push_missed"], row["pushed"], row["synced_only"], recovery, row["verdict"]]
         )  # fmt: skip
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     out = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(line, widths)) + " |" for line in lines]
