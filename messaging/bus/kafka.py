@@ -35,22 +35,46 @@ def _headers_in(raw: list[tuple[str, bytes | None]] | None) -> dict[str, str]:
     return {name: (value or b"").decode("utf-8", errors="replace") for name, value in raw}
 
 
+def _new_rd_producer() -> _RdProducer:
+    return _RdProducer(
+        {
+            "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": settings.KAFKA_LINGER_MS,
+        }
+    )
+
+
 class KafkaProducer:
+    """The producer of one process. After a delivery failure it is replaced by a fresh
+    librdkafka producer: an idempotent producer that lived through a broker losing its
+    data (Tansu's memory storage, or a real cluster's unclean recovery) keeps waiting
+    for sequence numbers the broker no longer knows and never gets a record acknowledged
+    again, while a new one works at once (seen in the fault suite's broker restart).
+    What the old one still held is dropped; its senders are told (the logic's batch
+    fails and is consumed again, a client's unacknowledged send is resent)."""
+
     def __init__(self) -> None:
-        self._producer = _RdProducer(
-            {
-                "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
-                "acks": "all",
-                "enable.idempotence": True,
-                "linger.ms": settings.KAFKA_LINGER_MS,
-            }
-        )
+        self._producer = _new_rd_producer()
         self._errors_lock = threading.Lock()
         self._errors: list[str] = []
+        self._broken = False
+
+    def _renew(self, reason: str) -> None:
+        old, self._producer = self._producer, _new_rd_producer()
+        self._broken = False
+        try:
+            old.purge()
+            old.flush(0)
+        except Exception:  # noqa: BLE001 - the old producer is being dropped anyway
+            logger.debug("bus_producer_purge_failed", exc_info=True)
+        logger.warning("bus_producer_renewed", extra={"reason": reason})
 
     def _on_delivery(self, err: KafkaError | None, msg) -> None:  # noqa: ANN001 - librdkafka Message
         if err is None:
             return
+        self._broken = True
         logger.error(
             "bus_delivery_failed",
             extra={"topic": msg.topic(), "partition": msg.partition(), "error": err.str()},
@@ -61,6 +85,8 @@ class KafkaProducer:
     def produce(
         self, topic: str, value: bytes, *, key: str | bytes | None = None, headers: dict[str, str] | None = None
     ) -> None:
+        if self._broken:
+            self._renew("delivery failed")
         while True:
             try:
                 self._producer.produce(
@@ -80,6 +106,7 @@ class KafkaProducer:
         if remaining:
             errors.append(f"{remaining} record(s) not acknowledged within {timeout}s")
         if errors:
+            self._renew(errors[0])
             raise BusDeliveryError("; ".join(errors))
 
     def check(self, timeout: float = 2.0) -> None:
@@ -87,10 +114,11 @@ class KafkaProducer:
         self._producer.list_topics(timeout=timeout)
 
     def close(self, timeout: float = 5.0) -> None:
-        try:
-            self.flush(timeout)
-        except BusDeliveryError as exc:
-            logger.warning("bus_producer_close_undelivered", extra={"error": str(exc)})
+        remaining = self._producer.flush(timeout)
+        if remaining or self._errors:
+            logger.warning(
+                "bus_producer_close_undelivered", extra={"remaining": remaining, "errors": list(self._errors)}
+            )
 
 
 class KafkaConsumer:
