@@ -10,7 +10,7 @@ from django.core.cache import cache
 from messaging.bus import downstream_topic, ensure_topics
 from messaging.services import send_message
 from tasks.models import DailyStats
-from tasks.processors.fanout import DONE, checkpoint_key
+from tasks.processors.fanout import DONE, checkpoint_key, delivered_key
 from tasks.tests.conftest import drain, envelopes
 
 
@@ -33,14 +33,17 @@ def test_worker_on_rabbitmq_runs_fanout_and_maintenance(kafka_bus, redis_presenc
         enqueue_task("tasks.large_group_fanout", message_id=message.id)
         enqueue_task("tasks.daily_stats", day="2026-10-10")
         deadline = time.monotonic() + 60
+        # The planner is done once it queued the batches; the fan-out once the sweep saw
+        # every batch done (the worker must not stop before that).
         while time.monotonic() < deadline and not (
-            cache.get(checkpoint_key(message.id)) == DONE and DailyStats.objects.filter(day="2026-10-10").exists()
+            cache.get(delivered_key(message.id)) and DailyStats.objects.filter(day="2026-10-10").exists()
         ):
             time.sleep(0.1)
         log = worker.log()
     finally:
         worker.stop()
     assert cache.get(checkpoint_key(message.id)) == DONE, log[-4000:]
+    assert cache.get(delivered_key(message.id)), log[-4000:]
     assert DailyStats.objects.filter(day="2026-10-10").exists(), log[-4000:]
     records = drain([downstream_topic("gw-a"), downstream_topic("gw-b")], expect=lambda r: len(r) >= 10)
     delivered = sorted(u for _, e in envelopes(records) for u in e.recipient_user_ids)
