@@ -258,6 +258,12 @@ KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 45000)
 KAFKA_HEARTBEAT_INTERVAL_MS = env_int("KAFKA_HEARTBEAT_INTERVAL_MS", 3000)
 KAFKA_FETCH_WAIT_MAX_MS = env_int("KAFKA_FETCH_WAIT_MAX_MS", 100)
 KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 2)
+# How long the producer keeps retrying a record before reporting it failed (librdkafka's
+# message.timeout.ms, 300 s by default). A failure is what makes the producer replace
+# itself (messaging/bus/kafka.py), so the default would leave a gateway producing into a
+# wedged producer for five minutes after a broker lost its data; the client resends an
+# unacknowledged message anyway.
+KAFKA_DELIVERY_TIMEOUT_MS = env_int("KAFKA_DELIVERY_TIMEOUT_MS", 10000)
 # Messages taken per consume() call by the logic loop and the task bridge.
 KAFKA_CONSUME_BATCH = env_int("KAFKA_CONSUME_BATCH", 200)
 

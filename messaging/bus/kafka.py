@@ -42,6 +42,7 @@ def _new_rd_producer() -> _RdProducer:
             "acks": "all",
             "enable.idempotence": True,
             "linger.ms": settings.KAFKA_LINGER_MS,
+            "message.timeout.ms": settings.KAFKA_DELIVERY_TIMEOUT_MS,
         }
     )
 
