@@ -172,6 +172,12 @@ else:
                 "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous={SQLITE_SYNCHRONOUS}",
             },
             "TEST": {"NAME": env_str("SQLITE_TEST_PATH", "") or None},
+            # Persistent connections: the embedded logic loop and the gateway reach the
+            # database through database_sync_to_async, which closes a connection past
+            # CONN_MAX_AGE around every call; at 0 each consumed batch reopened the file
+            # and ran the PRAGMAs again (~17% of the embedded server's CPU at one message
+            # in flight, py-spy in docs/benchmarks.md). A file needs no health check.
+            "CONN_MAX_AGE": None,
         }
     }
 
