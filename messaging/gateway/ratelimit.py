@@ -52,8 +52,8 @@ class RateLimiter:
         self._clock = clock
         self._windows: dict[int, tuple[float, int]] = {}
 
-    def allow(self, user_id: int) -> bool:
-        """Count one frame; False once the user is past WS_RATE_LIMIT in this window."""
+    def count(self, user_id: int) -> int:
+        """Count one frame; the user's frames in the current window, this one included."""
         now = self._clock()
         window = settings.WS_RATE_WINDOW_SECONDS
         started, count = self._windows.get(user_id, (now, 0))
@@ -63,7 +63,11 @@ class RateLimiter:
         self._windows[user_id] = (started, count)
         if len(self._windows) > _PRUNE_AT:
             self._prune(now, window)
-        return count <= settings.WS_RATE_LIMIT
+        return count
+
+    def allow(self, user_id: int) -> bool:
+        """Count one frame; False once the user is past WS_RATE_LIMIT in this window."""
+        return self.count(user_id) <= settings.WS_RATE_LIMIT
 
     def retry_after(self, user_id: int) -> float:
         started, _ = self._windows.get(user_id, (self._clock(), 0))
@@ -87,8 +91,8 @@ class RedisRateLimiter:
         self._url = url
         self._clock = clock
         self._fallback = RateLimiter()
-        # user id -> (window start, frames seen here in it); see the module docstring.
-        self._local: dict[int, tuple[float, int]] = {}
+        # The user's frames seen by this gateway in its own window (module docstring).
+        self._local = RateLimiter(clock)
         # redis.asyncio connections belong to the loop that opened them.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
@@ -119,16 +123,7 @@ class RedisRateLimiter:
         """How many frames to add to the Redis counter now: 0 while the user is within
         this gateway's quiet share of the window, then everything counted so far once,
         then 1 per frame."""
-        now = self._clock()
-        window = settings.WS_RATE_WINDOW_SECONDS
-        started, count = self._local.get(user_id, (now, 0))
-        if now - started >= window:
-            started, count = now, 0
-        count += 1
-        self._local[user_id] = (started, count)
-        if len(self._local) > _PRUNE_AT:
-            for stale in [u for u, (at, _) in self._local.items() if now - at >= window]:
-                del self._local[stale]
+        count = self._local.count(user_id)
         quiet = settings.WS_RATE_LIMIT // max(1, settings.WS_MAX_CONNECTIONS_PER_USER)
         if count <= quiet:
             return 0
