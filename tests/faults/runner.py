@@ -465,7 +465,14 @@ FAULTS = [
             "detector re-creates the consumers but they get no assignment (4 runs in 7)"
         ),
     ),
-    Fault("rolling-sigterm-logic-gated", rolling_sigterm_logic_gated),
+    Fault(
+        "rolling-sigterm-logic-gated",
+        rolling_sigterm_logic_gated,
+        known_failure=(
+            "the same Tansu group wedge as rolling-sigterm-logic, rarer when each restart waits "
+            "for acks (1 run in 9: 248 of 330 never acked, CI check 21:45)"
+        ),
+    ),
     Fault("burst-300-connects", burst_connect, burst=BURST),
     Fault("burst-300-after-gateway-crash", burst_after_gateway_crash, burst=BURST),
     Fault("netns-gateway-delay-loss", network_fault, netns=True),
