@@ -20,7 +20,7 @@ migrate: install
 	$(PY) manage.py migrate --noinput
 
 seed: migrate
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
 
 # Embedded default: SQLite, in-process bus/presence/channel layer, eager Celery.
 run: seed
@@ -46,13 +46,29 @@ logic: install
 grpc: install
 	$(PY) manage.py run_grpc
 
+# Roles that need a real Celery broker stop with what is missing instead of guessing one.
+define need_broker
+	@if [ -z "$$CELERY_BROKER_URL" ]; then \
+		echo "make $@: CELERY_BROKER_URL is not set, so there is no Celery broker to $(1)." >&2; \
+		echo "  The embedded default (make run) runs tasks in-process and has none." >&2; \
+		echo "  Set it to the broker the workers use, e.g." >&2; \
+		echo "    CELERY_BROKER_URL=redis://127.0.0.1:6379/1 make $@" >&2; \
+		echo "    CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// make $@" >&2; \
+		echo "  (docs/configuration.md, docs/tasks.md)" >&2; \
+		exit 2; \
+	fi
+endef
+
 worker: install
+	$(call need_broker,consume from)
 	$(VENV)/bin/celery -A gochat_site worker -Q fanout,push,index,default -l info
 
 beat: install
+	$(call need_broker,send the schedule to)
 	$(VENV)/bin/celery -A gochat_site beat -l info
 
 flower: install
+	$(call need_broker,watch)
 	$(VENV)/bin/celery -A gochat_site flower --address=127.0.0.1 --port=5555
 
 clean:

@@ -12,4 +12,4 @@ class UserAdmin(DjangoUserAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("username", "nickname", "email", "is_active", "is_staff", "date_joined")
     search_fields = ("username", "email", "nickname")
-    fieldsets = (*DjangoUserAdmin.fieldsets, ("GoChat profile", {"fields": ("nickname", "avatar", "status")}))
+    fieldsets = (*DjangoUserAdmin.fieldsets, ("GoChat profile", {"fields": ("nickname", "avatar", "status", "send_read_receipts")}))

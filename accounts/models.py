@@ -14,6 +14,9 @@ class User(AbstractUser):
     avatar = models.URLField(max_length=500, blank=True)
     # A short status text shown to contacts ("in a meeting"); account activity is is_active.
     status = models.CharField(max_length=140, blank=True)
+    # Read receipts (issue 10): off, this user's reads tell nobody else (no receipt frames,
+    # not counted in read_count, peer_last_read_seq null for them).
+    send_read_receipts = models.BooleanField(default=True)
 
     @property
     def display_name(self) -> str:

@@ -24,4 +24,5 @@ def private_user_dict(user: User) -> dict[str, Any]:
         **public_user_dict(user),
         "email": user.email,
         "date_joined": user.date_joined.isoformat(),
+        "send_read_receipts": user.send_read_receipts,
     }

@@ -213,6 +213,8 @@ class ProfileUpdateSerializer(RequestSerializer):
     email = StrictEmailField(allow_blank=True)
     avatar = HttpUrlField(max_length=500, allow_blank=True)
     status = StrictCharField(max_length=140, allow_blank=True)
+    # Optional even for PUT: clients written before it existed keep working.
+    send_read_receipts = StrictBooleanField(required=False, help_text="Tell other members when I read (receipts).")
 
 
 class LookupQuerySerializer(RequestSerializer):
@@ -236,6 +238,7 @@ class PrivateUserSerializer(PublicUserSerializer):
 
     email = serializers.CharField()
     date_joined = serializers.DateTimeField()
+    send_read_receipts = serializers.BooleanField()
 
 
 class TokenPairSerializer(serializers.Serializer):

@@ -19,7 +19,7 @@ from gochat_site.errors import Conflict, InvalidParams, NotFound, Unauthorized
 
 logger = logging.getLogger(__name__)
 
-PROFILE_FIELDS = ("nickname", "email", "avatar", "status")
+PROFILE_FIELDS = ("nickname", "email", "avatar", "status", "send_read_receipts")
 
 
 def register_user(*, username: str, password: str, email: str = "", nickname: str = "") -> User:
@@ -107,7 +107,7 @@ def log_out(*, refresh: str) -> None:
 
 
 @transaction.atomic
-def update_profile(*, user_id: int, **fields: str) -> User:
+def update_profile(*, user_id: int, **fields: str | bool) -> User:
     """Change the editable profile fields given; the username never changes."""
     unknown = set(fields) - set(PROFILE_FIELDS)
     if unknown:
@@ -120,3 +120,22 @@ def update_profile(*, user_id: int, **fields: str) -> User:
     if fields:
         user.save(update_fields=list(fields))
     return user
+
+
+def ensure_demo_admin(*, password: str) -> tuple[User, bool]:
+    """The demo superuser of seed_demo (accounts.checks.DEMO_ADMIN_USERNAME), created with
+    `password` if missing; returns it and whether it was created. An existing one keeps
+    its password. Only where settings.ALLOW_DEMO_ADMIN: elsewhere an account with a
+    published password is refused (system check accounts.E001)."""
+    from django.conf import settings
+
+    from accounts.checks import DEMO_ADMIN_USERNAME
+
+    if not settings.ALLOW_DEMO_ADMIN:
+        raise PermissionError("the demo superuser is not allowed here (settings.ALLOW_DEMO_ADMIN is off)")
+    existing = User.objects.filter(username=DEMO_ADMIN_USERNAME).first()
+    if existing is not None:
+        return existing, False
+    user = User.objects.create_superuser(username=DEMO_ADMIN_USERNAME, password=password, nickname="Demo admin")
+    logger.info("demo_admin_created", extra={"user_id": user.id})
+    return user, True

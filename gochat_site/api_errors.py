@@ -55,7 +55,8 @@ def request_limit_error(exc: Exception) -> tuple[int, dict[str, Any]] | None:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, errors.GoChatError):
-        return Response(exc.as_dict(), status=_STATUS_BY_CODE.get(exc.code, 400))
+        # A subclass may name its own status (413 for an upload over the limit, still 1001).
+        return Response(exc.as_dict(), status=getattr(exc, "http_status", None) or _STATUS_BY_CODE.get(exc.code, 400))
     limited = request_limit_error(exc)
     if limited is not None:
         return Response(limited[1], status=limited[0])

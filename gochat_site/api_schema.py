@@ -114,6 +114,10 @@ class RequestSerializerExtension(OpenApiSerializerExtension):
         if "__doc__" not in vars(type(self.target)) or not type(self.target).__doc__:
             # Not RequestSerializer's own docstring, inherited by every body.
             schema.pop("description", None)
+        # Rules between fields the field schemas cannot state ("content unless attachment_id").
+        any_of = getattr(self.target, "schema_any_of", None)
+        if any_of:
+            schema["anyOf"] = any_of
         min_properties = getattr(self.target, "min_properties", 0)
         if min_properties:
             schema["minProperties"] = min_properties

@@ -18,6 +18,11 @@ from messaging.gateway.origin import allowed_hosts_origin_validator  # noqa: E40
 # buffer per socket (messaging/gateway/daphne_options.py).
 daphne_options.apply()
 
+# A gateway without a unique snowflake worker id refuses to start (gochat_site/ids.py).
+from gochat_site import ids  # noqa: E402
+
+ids.ensure_worker_id()
+
 websocket_urlpatterns = [path("ws", GatewayConsumer.as_asgi())]
 
 application = ProtocolTypeRouter(

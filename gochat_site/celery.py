@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gochat_site.settings")
@@ -28,3 +28,12 @@ from gochat_site import metrics, tracing  # noqa: E402
 
 tracing.connect_celery_signals()
 metrics.connect_celery_signals()
+
+
+@signals.worker_process_init.connect
+def _claim_snowflake_worker_id(**_: object) -> None:
+    # Each prefork child leases its own worker id at start (gochat_site/ids.py), not at
+    # its first write; a child never issues under its parent's id.
+    from gochat_site import ids
+
+    ids.ensure_worker_id()

@@ -2,9 +2,10 @@
 
 The gateway's /readyz checks the database, the cache and that the bus producer reaches
 its broker (bounded by READYZ_BUS_TIMEOUT_SECONDS). Roles without Django HTTP
-(run_logic) serve /healthz, /readyz and /metrics from serve_consumer_health(): a
-stdlib HTTP server thread whose readiness is the consumer loop's own view of its group
-(assignment, lag, stall), see messaging.consumers_registry.ConsumerHealth.
+(run_logic, run_task_bridge) serve /healthz, /readyz and /metrics from
+serve_consumer_health(): a stdlib HTTP server thread whose liveness is the consumer
+loop still turning (HEALTH_LOOP_TIMEOUT_SECONDS) and whose readiness is the loop's own
+view of its group (assignment, lag, stall), see messaging.consumers_registry.ConsumerHealth.
 """
 from __future__ import annotations
 
@@ -54,6 +55,11 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks["cache"] = f"error: {exc.__class__.__name__}"
     # A gateway that cannot produce upstream accepts sockets whose sends never get an ack.
     checks["bus"] = _check_bus()
+    # A draining gateway (SIGTERM, messaging/gateway/drain.py) takes no new clients.
+    from messaging.gateway import drain
+
+    if drain.is_draining():
+        checks["draining"] = "error: draining"
     ready = all(v == "ok" for v in checks.values())
     return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
 
@@ -69,7 +75,11 @@ def serve_consumer_health(health: ConsumerHealth, *, port: int, host: str = "127
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
-                self._send(200, "application/json", json.dumps({"status": "ok"}).encode())
+                if health.alive(settings.HEALTH_LOOP_TIMEOUT_SECONDS):
+                    self._send(200, "application/json", json.dumps({"status": "ok"}).encode())
+                else:
+                    body = {"status": "wedged", "consumer": health.name, "max_age_seconds": settings.HEALTH_LOOP_TIMEOUT_SECONDS}
+                    self._send(503, "application/json", json.dumps(body).encode())
             elif path == "/readyz":
                 state = health.snapshot()
                 body = {"status": "ready" if state["ready"] else "not ready", **state}

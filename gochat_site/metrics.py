@@ -94,10 +94,49 @@ CELERY_TASK_DURATION = Histogram(
 PUSH_SENT = Counter("gochat_push_sent_total", "Push notifications accepted by APNs/FCM")
 PUSH_FAILED = Counter("gochat_push_failed_total", "Push notifications that failed for good")
 
+# Outcome of each device a push job tried: sent, invalid_token (device removed), retry,
+# failed, collapsed (inside the collapse window: no notification needed).
+PUSH_OUTCOMES = Counter(
+    "gochat_push_outcomes_total", "Push attempts per device, by platform and outcome", ["platform", "outcome"]
+)
+
+# Records a consumer could not handle and produced to a dead-letter topic instead
+# (upstream: undecodable; task bridge: unknown task, bad kwargs, ...). Alert on any.
+DEAD_LETTERS = Counter(
+    "gochat_dead_letters_total", "Records produced to a dead-letter topic, by topic and reason", ["topic", "reason"]
+)
+
+# --- infrastructure errors ------------------------------------------------------------------
+# Every database error Django raises (connect, execute, commit), by Django's class name:
+# IntegrityError is also how dedupe races end, so alert on OperationalError/InterfaceError.
+DB_ERRORS = Counter("gochat_db_errors_total", "Database errors raised to GoChat code", ["vendor", "error"])
+# Every failed Redis command or connect of GoChat's own clients (cache, presence, rate
+# limit, delivery trace), by component and redis-py exception class.
+REDIS_ERRORS = Counter("gochat_redis_errors_total", "Redis errors seen by GoChat's clients", ["component", "error"])
+# Wall-clock time of this gateway's last successful presence heartbeat (alert: too old).
+GATEWAY_HEARTBEAT = Gauge(
+    "gochat_gateway_heartbeat_timestamp_seconds",
+    "Unix time of the gateway's last successful presence heartbeat",
+    ["gateway"],
+    multiprocess_mode="max",
+)
+
 # --- the delivery trace itself --------------------------------------------------------------
 TRACE_EVENTS_DROPPED = Counter(
     "gochat_delivery_trace_dropped_total", "Delivery-trace events dropped (recorder queue full or store down)"
 )
+
+
+def count_dead_letter(*, topic: str, reason: str) -> None:
+    DEAD_LETTERS.labels(topic=topic, reason=reason).inc()
+
+
+def count_db_error(*, vendor: str, error: str) -> None:
+    DB_ERRORS.labels(vendor=vendor, error=error).inc()
+
+
+def count_redis_error(*, component: str, error: str) -> None:
+    REDIS_ERRORS.labels(component=component, error=error).inc()
 
 
 def set_consumer_assignment(*, consumer: str, group: str, partitions: int) -> None:
@@ -145,7 +184,64 @@ def connect_celery_signals() -> None:
 
 
 def _serve(**_: object) -> None:
+    # Only a worker samples its broker's queues: one round trip per queue per scrape.
+    register_extra_collector(CeleryQueueCollector())
     start_metrics_server()
+
+
+class CeleryQueueCollector:
+    """gochat_celery_queue_length{queue}: messages waiting in each Celery queue, read from
+    the broker at scrape time (a passive queue_declare, which kombu answers for Redis and
+    RabbitMQ alike). Every worker reports the same numbers: aggregate with max()."""
+
+    def __init__(self, queues: tuple[str, ...] | None = None, app: object | None = None) -> None:
+        self.queues = queues
+        self.app = app
+
+    def collect(self):  # noqa: ANN201 - prometheus_client collector protocol
+        from prometheus_client.core import GaugeMetricFamily
+
+        from gochat_site.celery import QUEUES
+        from gochat_site.celery import app as default_app
+
+        app = self.app or default_app
+
+        family = GaugeMetricFamily(
+            "gochat_celery_queue_length", "Messages waiting in a Celery queue (broker view)", labels=["queue"]
+        )
+        failed = GaugeMetricFamily(
+            "gochat_celery_queue_scrape_failed", "1 when the broker could not be asked for queue lengths"
+        )
+        try:
+            # Bounded: a broker that does not answer costs a scrape 2 s, not its timeout.
+            with app.connection_for_read(connect_timeout=2) as conn:  # type: ignore[attr-defined]
+                conn.ensure_connection(max_retries=1)
+                channel = conn.default_channel
+                for queue in self.queues or QUEUES:
+                    try:
+                        count = channel.queue_declare(queue=queue, passive=True).message_count
+                    except Exception:  # noqa: BLE001 - AMQP: a queue not declared yet is empty
+                        count = 0
+                        channel = conn.channel()
+                    family.add_metric([queue], count)
+            failed.add_metric([], 0)
+        except Exception:  # noqa: BLE001 - a scrape must not fail because the broker does
+            logger.warning("celery_queue_length_failed", exc_info=True)
+            failed.add_metric([], 1)
+        yield family
+        yield failed
+
+
+_extra_collectors: list[object] = []
+
+
+def register_extra_collector(collector: object) -> None:
+    """A collector that computes its values at scrape time; exposed by registry()."""
+    if any(type(c) is type(collector) for c in _extra_collectors):
+        return
+    _extra_collectors.append(collector)
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        REGISTRY.register(collector)  # type: ignore[arg-type]
 
 
 def _mark_dead(pid: int | None = None, **_: object) -> None:
@@ -164,6 +260,8 @@ def registry() -> CollectorRegistry:
 
         collected = CollectorRegistry()
         multiprocess.MultiProcessCollector(collected)
+        for collector in _extra_collectors:
+            collected.register(collector)  # type: ignore[arg-type]
         return collected
     return REGISTRY
 
@@ -176,17 +274,19 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
 _server_started = False
 
 
-def start_metrics_server() -> None:
+def start_metrics_server(port: int | None = None, addr: str = "0.0.0.0") -> object | None:
     """Serve /metrics on settings.METRICS_PORT from a process without HTTP (run_logic, the
-    task bridge, the Celery worker's main process); 0 leaves it off. Once per process."""
+    task bridge, the Celery worker's main process); 0 leaves it off. Once per process.
+    Returns prometheus_client's server (server_address holds the bound port), or None."""
     global _server_started
     from django.conf import settings
 
-    port = settings.METRICS_PORT
+    port = settings.METRICS_PORT if port is None else port
     if not port or _server_started:
-        return
+        return None
     from prometheus_client import start_http_server
 
-    start_http_server(port, registry=registry())
+    server, _thread = start_http_server(port, addr=addr, registry=registry())
     _server_started = True
-    logger.info("metrics_server_started", extra={"port": port})
+    logger.info("metrics_server_started", extra={"port": server.server_address[1]})
+    return server

@@ -48,14 +48,25 @@ DEBUG = env_bool("DEBUG", False)
 # Production must set SECRET_KEY; the embedded default gets a fixed development key
 # so that tokens survive a restart of `make run`.
 SECRET_KEY = env_str("SECRET_KEY", "dev-insecure-gochat-secret-key-change-me-in-production")
+# seed_demo's superuser (accounts.checks.DEMO_ADMIN_USERNAME, a published password) is
+# allowed where nobody else can reach it: under DEBUG and in the embedded default (no
+# DATABASE_URL). Elsewhere seed_demo does not create it and the system check
+# accounts.E001 refuses a database that has it (migrate stops).
+ALLOW_DEMO_ADMIN = env_bool("ALLOW_DEMO_ADMIN", DEBUG or not os.environ.get("DATABASE_URL"))
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 # Identity of this gateway process: names its downstream topic and its presence entries.
 GATEWAY_ID = env_str("GATEWAY_ID", f"gw-{socket.gethostname()}")
-# Snowflake worker id (0..1023); derived from the pid when unset. Set it per process
-# in production to rule out id collisions between processes.
+# Snowflake worker ids, one scheme (docs/architecture.md "Snowflake worker ids"): with
+# REDIS_URL set every process holds its id as a Redis lease. A fixed SNOWFLAKE_WORKER_ID
+# (deployments use 0..511) is claimed there and refused if another live process holds it;
+# unset, a free id is leased from SNOWFLAKE_LEASE_POOL_START..1023. No Redis: fixed id or pid.
 SNOWFLAKE_WORKER_ID = env_str("SNOWFLAKE_WORKER_ID", "")
+# Lease lifetime; renewed every third of it. A process that cannot renew stops issuing ids
+# at two thirds, before Redis could give the id to another process.
+SNOWFLAKE_LEASE_TTL_SECONDS = env_float("SNOWFLAKE_LEASE_TTL_SECONDS", 30.0)
+SNOWFLAKE_LEASE_POOL_START = env_int("SNOWFLAKE_LEASE_POOL_START", 512)
 
 INSTALLED_APPS = [
     "daphne",
@@ -69,6 +80,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    # Swagger UI's JavaScript and CSS as static files: /api/docs/ works offline.
+    "drf_spectacular_sidecar",
     "channels",
     "accounts",
     "groups",
@@ -80,6 +93,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every log line of the request, and the response, carry its trace id.
     "gochat_site.tracing.TraceIdMiddleware",
+    # Before anything that validates the Host header: /healthz, /readyz and /metrics
+    # answer kubelet probes and Prometheus, which address the pod by IP (gochat_site.probes).
+    "gochat_site.probes.ProbePathsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves /static/ (the web client, admin) from the gateway itself: daphne has no
     # static file handler of its own and DEBUG is off by default.
@@ -148,6 +164,8 @@ if DATABASE_URL:
         _db["CONN_MAX_AGE"] = 0
         if os.environ.get("TEST_DATABASE_NAME"):
             _db["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
+        # Django's backend with every database error counted (gochat_db_errors_total).
+        _db["ENGINE"] = "gochat_site.db_backends.postgresql"
     DATABASES = {"default": _db}
 else:
     # The embedded default (docs/embedded.md). WAL: readers never block the writer nor
@@ -159,7 +177,8 @@ else:
         raise ValueError(f"SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA, not {SQLITE_SYNCHRONOUS!r}")
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            # Django's sqlite3 backend with every database error counted.
+            "ENGINE": "gochat_site.db_backends.sqlite3",
             "NAME": env_str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
             "OPTIONS": {
                 # IMMEDIATE takes the write lock at BEGIN, so concurrent writers wait
@@ -184,6 +203,8 @@ else:
 # --- Redis: cache, channel layer, presence ------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")
 if REDIS_URL:
+    from gochat_site import redis_errors as _redis_errors
+
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
@@ -195,6 +216,8 @@ if REDIS_URL:
                 # fan-out checkpoints) forever: fail after a bounded wait instead.
                 "SOCKET_CONNECT_TIMEOUT": env_float("CACHE_REDIS_SOCKET_TIMEOUT_SECONDS", 2.0),
                 "SOCKET_TIMEOUT": env_float("CACHE_REDIS_SOCKET_TIMEOUT_SECONDS", 2.0),
+                # Failed commands and connects counted in gochat_redis_errors_total.
+                "CONNECTION_POOL_KWARGS": {"connection_class": _redis_errors.CacheConnection},
             },
         }
     }
@@ -232,6 +255,14 @@ PRESENCE_REDIS_MAX_CONNECTIONS = env_int("PRESENCE_REDIS_MAX_CONNECTIONS", 50)
 PRESENCE_REDIS_POOL_TIMEOUT_SECONDS = env_float("PRESENCE_REDIS_POOL_TIMEOUT_SECONDS", 10.0)
 # A presence command with no reply for this long fails (and its socket closes with 1011).
 PRESENCE_REDIS_SOCKET_TIMEOUT_SECONDS = env_float("PRESENCE_REDIS_SOCKET_TIMEOUT_SECONDS", 5.0)
+
+# --- Presence push (issue 11, webux): `presence` frames to the users who can see a change ---
+# Changes are collected per gateway process and pushed at most this often (batched).
+PRESENCE_PUSH_INTERVAL_SECONDS = env_float("PRESENCE_PUSH_INTERVAL_SECONDS", 1.0)
+# Groups larger than this do not push their members' presence (single chats always do).
+PRESENCE_PUSH_MAX_GROUP_SIZE = env_int("PRESENCE_PUSH_MAX_GROUP_SIZE", 200)
+# How long a gateway trusts its cached "who can see this user" set.
+PRESENCE_WATCHERS_CACHE_SECONDS = env_float("PRESENCE_WATCHERS_CACHE_SECONDS", 10.0)
 
 # --- Kafka bus ----------------------------------------------------------------------------
 KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS", "")
@@ -275,6 +306,14 @@ KAFKA_CONSUME_BATCH = env_int("KAFKA_CONSUME_BATCH", 200)
 
 # --- Messaging rules ----------------------------------------------------------------------
 MESSAGE_MAX_CONTENT_LENGTH = env_int("MESSAGE_MAX_CONTENT_LENGTH", 4000)
+
+# --- Message lifecycle (issue 10: recall, edit; docs/configuration.md) ---------------------
+# How long after sending its sender may recall a message (group owners/admins: any time).
+MESSAGE_RECALL_SECONDS = env_int("MESSAGE_RECALL_SECONDS", 120)
+# How long after sending its sender may edit a message.
+MESSAGE_EDIT_SECONDS = env_int("MESSAGE_EDIT_SECONDS", 900)
+# --- end message lifecycle ----------------------------------------------------------------
+
 # Largest WebSocket text frame accepted, in bytes.
 WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 16384)
 # Per-user frames per WS_RATE_WINDOW_SECONDS before error 1006.
@@ -282,6 +321,10 @@ WS_RATE_LIMIT = env_int("WS_RATE_LIMIT", 50)
 WS_RATE_WINDOW_SECONDS = env_float("WS_RATE_WINDOW_SECONDS", 1.0)
 # A socket that sends nothing (not even ping) for this long is closed (code 4008).
 WS_IDLE_TIMEOUT_SECONDS = env_float("WS_IDLE_TIMEOUT_SECONDS", 120.0)
+# SIGTERM drain of a gateway (messaging/gateway/drain.py): its sockets are closed with 1012
+# spread over this many seconds, so clients do not all reconnect elsewhere at once. Keep it
+# under the orchestrator's grace period (k8s terminationGracePeriodSeconds, default 30).
+WS_DRAIN_SECONDS = env_float("WS_DRAIN_SECONDS", 5.0)
 # Per-user frame limit backend: "redis" counts a user's frames across every socket and
 # gateway (one round trip per frame); "memory" counts per process (embedded default).
 WS_RATE_LIMIT_BACKEND = env_str("WS_RATE_LIMIT_BACKEND", "redis" if REDIS_URL else "memory")
@@ -297,7 +340,18 @@ WS_MAX_SEND_BUFFER_BYTES = env_int("WS_MAX_SEND_BUFFER_BYTES", 1048576)
 # when an invalidation was lost) and how many (user, conversation) pairs a process keeps.
 MEMBERSHIP_CACHE_TTL_SECONDS = env_float("MEMBERSHIP_CACHE_TTL_SECONDS", 60.0)
 MEMBERSHIP_CACHE_MAX_ENTRIES = env_int("MEMBERSHIP_CACHE_MAX_ENTRIES", 100000)
+# Groups with more members than this go through the Celery fan-out planner. Raising it to
+# 1,000 (inline routing for peerbench s2k) was measured and did not help: s2k production
+# last-member p50 486 ms inline against 458 ms through the planner (docs/benchmarks.md).
 LARGE_GROUP_THRESHOLD = env_int("LARGE_GROUP_THRESHOLD", 500)
+# --- Read receipts and typing (issue 10, docs/realtime.md "Receipts and typing") ---------
+# Groups with more members get no receipt frames (a read would fan out to every member);
+# their read counts stay visible in history/sync and GET conversations/{id}/receipts.
+RECEIPT_MAX_GROUP_SIZE = env_int("RECEIPT_MAX_GROUP_SIZE", 100)
+# Typing indicators are dropped for groups with more members than this.
+TYPING_MAX_GROUP_SIZE = env_int("TYPING_MAX_GROUP_SIZE", 200)
+# At most one typing event per (user, conversation) per this many seconds, per gateway.
+TYPING_THROTTLE_SECONDS = env_float("TYPING_THROTTLE_SECONDS", 2.0)
 # Routing enqueues tasks.index_message per message only where the search backend needs it.
 # Neither does (tasks.search backends' indexed_on_write): PostgreSQL's GIN expression
 # index and SQLite's FTS5 triggers (messaging/0004) are kept by the database at write.
@@ -308,8 +362,14 @@ HISTORY_MAX_LIMIT = env_int("HISTORY_MAX_LIMIT", 100)
 EMBEDDED_LOGIC = env_bool("EMBEDDED_LOGIC", BUS_BACKEND == "memory")
 
 # --- Celery (im-task) ---------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
-CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKER_URL)
+_CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not _CELERY_BROKER_URL)
+# Eager tasks never reach a broker, but Celery still builds a (never connected) producer
+# for each apply_async: with no URL it is kombu's amqp default, which logged "No hostname
+# was supplied" at the first task of every embedded run. Naming kombu's in-process
+# transport says what the embedded default really uses. Without eager mode there is no
+# default: `make worker/beat/flower` stop and say CELERY_BROKER_URL is missing.
+CELERY_BROKER_URL = _CELERY_BROKER_URL or ("memory://localhost/" if CELERY_TASK_ALWAYS_EAGER else "")
 CELERY_TASK_EAGER_PROPAGATES = env_bool("CELERY_TASK_EAGER_PROPAGATES", False)
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
 # Queues, routes, time limits and the beat schedule: docs/tasks.md.
@@ -343,10 +403,18 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Our JSON log formatter stays in charge of the worker's log lines.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Beat touches BEAT_HEARTBEAT_FILE on every scheduler tick (empty = off), which its
+# liveness probe checks (python -m gochat_site.heartbeat FILE MAX_AGE); ticks come at
+# least every CELERY_BEAT_MAX_LOOP_INTERVAL seconds.
+CELERY_BEAT_SCHEDULER = "gochat_site.beat:HeartbeatScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = env_int("CELERY_BEAT_MAX_LOOP_INTERVAL", 60)
+BEAT_HEARTBEAT_FILE = env_str("BEAT_HEARTBEAT_FILE", "")
 CELERY_BEAT_SCHEDULE = {
     "archive-messages": {"task": "tasks.archive_messages", "schedule": crontab(hour=3, minute=0)},
     "daily-stats": {"task": "tasks.daily_stats", "schedule": crontab(hour=0, minute=10)},
     "sweep-presence": {"task": "tasks.sweep_presence", "schedule": env_float("PRESENCE_SWEEP_SECONDS", 60.0)},
+    # Attachments (issue 10): uploads never sent, with their files.
+    "sweep-attachments": {"task": "tasks.sweep_attachments", "schedule": env_float("ATTACHMENT_SWEEP_SECONDS", 3600.0)},
 }
 # Large-group fan-out: members per batch (one presence round trip, one envelope per
 # gateway each), and an optional cap on batches per second (0 = as fast as possible)
@@ -359,6 +427,65 @@ MESSAGE_RETENTION_DAYS = env_int("MESSAGE_RETENTION_DAYS", 0)  # 0 = keep foreve
 ARCHIVE_DIR = env_str("ARCHIVE_DIR", str(BASE_DIR / "var" / "archive"))
 # Messages read, written and deleted per step of the archive job.
 ARCHIVE_BATCH_SIZE = env_int("ARCHIVE_BATCH_SIZE", 1000)
+
+# --- Attachments: uploads, storage, signed downloads (issue 10, docs/api.md "Attachments") ---
+# Largest upload accepted by POST uploads, in bytes (413/1001 with details.max_bytes beyond).
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 25 * 1024 * 1024)
+# Content types accepted, as detected from the bytes (never the client's claim); "type/*"
+# allows a whole family.
+UPLOAD_ALLOWED_TYPES = env_list(
+    "UPLOAD_ALLOWED_TYPES",
+    "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,application/zip,"
+    "audio/mpeg,audio/ogg,audio/x-wav,audio/mp4,audio/webm,video/mp4,video/webm,video/quicktime",
+)
+# Lifetime of a signed download URL (history, sync, new-message frames, GET attachments/<id>).
+ATTACHMENT_URL_TTL_SECONDS = env_int("ATTACHMENT_URL_TTL_SECONDS", 3600)
+# Prefix of the download URLs handed to clients; empty = server-relative ("/api/v1/...").
+ATTACHMENT_URL_BASE = env_str("ATTACHMENT_URL_BASE", "")
+# An upload never attached to a message for this long is deleted with its files.
+ATTACHMENT_ORPHAN_SECONDS = env_int("ATTACHMENT_ORPHAN_SECONDS", 24 * 3600)
+# (ATTACHMENT_SWEEP_SECONDS, the sweep interval, is read by CELERY_BEAT_SCHEDULE above.)
+# Longest side of an image thumbnail, in pixels.
+ATTACHMENT_THUMBNAIL_SIZE = env_int("ATTACHMENT_THUMBNAIL_SIZE", 320)
+# Where uploads are kept: "local" (the filesystem under MEDIA_ROOT, the embedded default)
+# or "s3" (any S3-compatible store through django-storages; downloads redirect to a
+# presigned URL of the store).
+ATTACHMENT_STORAGE = env_str("ATTACHMENT_STORAGE", "local").lower()
+MEDIA_ROOT = env_str("MEDIA_ROOT", str(BASE_DIR / "media"))
+if ATTACHMENT_STORAGE == "s3":
+    _attachment_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            # No defaults for the bucket and keys: production names its own. Empty keys
+            # let boto3 find credentials itself (instance role, AWS_* env, profile).
+            "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME", ""),
+            "access_key": env_str("AWS_ACCESS_KEY_ID", "") or None,
+            "secret_key": env_str("AWS_SECRET_ACCESS_KEY", "") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME", "") or None,
+            # MinIO, Ceph, R2, ...: the store's URL; empty = AWS itself.
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL", "") or None,
+            "addressing_style": env_str("AWS_S3_ADDRESSING_STYLE", "") or None,
+            "signature_version": env_str("AWS_S3_SIGNATURE_VERSION", "s3v4"),
+            "location": env_str("AWS_LOCATION", "attachments"),
+            # Private objects, reached only through presigned URLs that live as long as ours.
+            "default_acl": None,
+            "querystring_auth": True,
+            "querystring_expire": ATTACHMENT_URL_TTL_SECONDS,
+            "file_overwrite": False,
+        },
+    }
+elif ATTACHMENT_STORAGE == "local":
+    _attachment_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(Path(MEDIA_ROOT) / "attachments")},
+    }
+else:
+    raise ValueError(f"ATTACHMENT_STORAGE must be local or s3, not {ATTACHMENT_STORAGE!r}")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "attachments": _attachment_storage,
+}
 
 # --- gRPC (run_grpc) ----------------------------------------------------------------------
 GRPC_PORT = env_int("GRPC_PORT", 50051)
@@ -415,6 +542,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # `<id:...>` path segments (gochat_site/id_params.py): the exact id text accepted.
     "PATH_CONVERTER_OVERRIDES": {"id": _ID_SCHEMA},
+    # Swagger UI from drf-spectacular-sidecar's static files, not a CDN: the page works
+    # without internet (and without a third party seeing who reads the docs).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "gochat_site.api_schema.require_bodies_with_min_properties",
@@ -423,6 +555,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "GroupRoleEnum": ["owner", "admin", "member"],
         "AssignableRoleEnum": ["admin", "member"],
+        # Every message type (answers, reply previews) and the ones a client may send.
+        "MessageTypeEnum": ["text", "image", "file", "audio", "video", "system"],
+        "SendableMessageTypeEnum": ["text", "image", "file", "audio", "video"],
     },
 }
 
@@ -439,9 +574,16 @@ KAFKA_LAG_SAMPLE_SECONDS = env_float("KAFKA_LAG_SAMPLE_SECONDS", 15.0)
 # time above the session timeout: a rebalance after a crash legitimately takes that long.
 KAFKA_STALL_SECONDS = env_float("KAFKA_STALL_SECONDS", 90.0)
 KAFKA_STALL_CHECK_SECONDS = env_float("KAFKA_STALL_CHECK_SECONDS", 5.0)
+# A member that owns nothing while partitions are stuck, or sees a partition nobody moves,
+# assigns those partitions by hand for this long instead of re-joining a group that may
+# have stopped assigning (messaging/consumers_registry.py; 0 = only re-join).
+KAFKA_STALL_TAKEOVER_SECONDS = env_float("KAFKA_STALL_TAKEOVER_SECONDS", 60.0)
 # run_logic's /healthz, /readyz (assignment, lag, stall) and /metrics: 0 = off.
 HEALTH_PORT = env_int("HEALTH_PORT", 0)
 HEALTH_HOST = env_str("HEALTH_HOST", "127.0.0.1")
+# Consumer roles' /healthz fails (503) when the consumer loop has not turned for this
+# long: a wedged loop is restarted by its liveness probe. Keep it above the longest batch.
+HEALTH_LOOP_TIMEOUT_SECONDS = env_float("HEALTH_LOOP_TIMEOUT_SECONDS", 120.0)
 # Gateway /readyz: seconds to wait for the bus broker's metadata answer.
 READYZ_BUS_TIMEOUT_SECONDS = env_float("READYZ_BUS_TIMEOUT_SECONDS", 2.0)
 # Per-message delivery timeline for the admin; off removes every record() call's work.

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from gochat_site import api_schema, errors, health, metrics  # noqa: F401 - api_schema registers its extensions
 from gochat_site.api_errors import json_error_view
+from gochat_site.api_root import ApiRootView
 from gochat_site.id_params import register_id_converter
 
 register_id_converter()
@@ -18,6 +19,8 @@ api_v1 = [
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # The API root lists the endpoints (browsable); the endpoints themselves follow.
+    path("api/v1/", ApiRootView.as_view(patterns=api_v1), name="api-root"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

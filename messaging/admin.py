@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 from messaging import delivery_trace
 
-from messaging.models import Conversation, ConversationMember, Device, Message
+from messaging.models import Attachment, Conversation, ConversationMember, Device, Message
 
 
 class ConversationMemberInline(admin.TabularInline):
@@ -125,3 +125,24 @@ class DeviceAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "token"]
     raw_id_fields = ["user"]
     list_select_related = ["user"]
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(admin.ModelAdmin):
+    """Read-only: uploads are created by POST uploads and linked by send_messages; the
+    orphan sweep removes their files with them."""
+
+    list_display = ["id", "name", "content_type", "size", "uploader", "message_id", "created_at"]
+    list_filter = ["content_type"]
+    search_fields = ["name", "uploader__username"]
+    raw_id_fields = ["uploader", "message"]
+    list_select_related = ["uploader"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # noqa: ANN001 - admin signature
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # noqa: ANN001 - admin signature
+        return False  # a row deleted here would leave its files behind

@@ -36,3 +36,14 @@ def forget_members(*, conversation_id: int, user_ids: list[int] | None) -> None:
 
     ids = None if user_ids is None else list(user_ids)
     transaction.on_commit(lambda: membership.invalidate(conversation_id=conversation_id, user_ids=ids))
+
+
+def forget_member_list(*, conversation_id: int) -> None:
+    """Members joined a conversation: once committed, every gateway drops its cached
+    member list of it (typing recipients); no "is a member" answer is dropped (user_ids
+    empty), since only positive answers are cached."""
+    from django.db import transaction
+
+    from messaging.gateway import membership
+
+    transaction.on_commit(lambda: membership.invalidate(conversation_id=conversation_id, user_ids=[]))

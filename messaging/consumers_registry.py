@@ -13,6 +13,18 @@ committed offset has not moved for KAFKA_STALL_SECONDS is stuck; a member that o
 or owns nothing at all, is stalled and re-creates its consumer with backoff (a fresh
 join of the group), logs `<name>_consumer_stalled` and counts it in
 gochat_kafka_consumer_stalls_total (docs/bus-and-presence.md).
+
+A re-join does not help when the group itself has stopped assigning (seen on the Tansu
+test broker when every member churns at once, issue 8). So a member that owns nothing
+while partitions are stuck (`unassigned`), or sees a partition nobody moves
+(`orphaned_partition`), takes those partitions over instead: it assigns them by hand,
+reads from the group's committed offset (or from where its own last takeover got to,
+if that is further) for KAFKA_STALL_TAKEOVER_SECONDS, then joins the group again. Its
+commits count only where the broker accepts them: Kafka and Tansu refuse a commit from
+a non-member while the group has live members, so a group that comes back reads the
+taken-over records again. Two members may read one partition meanwhile too. Processing
+is idempotent (de-duplication on client_msg_id, and gateways drop a new-message a socket
+already had), so either costs work, not correctness.
 """
 from __future__ import annotations
 
@@ -212,11 +224,29 @@ class ConsumerHealth:
             "waiting_partitions": 0,
             "stalled": None,
             "stalls": 0,
+            # Partitions this member has taken over by hand after a stall (module doc).
+            "takeover": [],
+            # time.monotonic() of the loop's last turn: /healthz fails when it is too old.
+            "loop_at": None,
         }
 
     def update(self, **fields: object) -> None:
         with self._lock:
             self._state.update(fields)
+
+    def beat(self) -> None:
+        """One turn of the loop (at least every POLL_TIMEOUT_SECONDS while it is healthy)."""
+        now = time.monotonic()
+        with self._lock:
+            self._state["loop_at"] = now
+
+    def alive(self, max_age: float) -> bool:
+        """False once a started loop has not turned for max_age seconds (wedged: a hung
+        broker call, a batch that never returns). Liveness, unlike readiness, says
+        nothing about the group: a member without partitions is alive."""
+        with self._lock:
+            loop_at = self._state["loop_at"]
+        return loop_at is None or time.monotonic() - float(loop_at) < max_age  # type: ignore[arg-type]
 
     def snapshot(self) -> dict[str, object]:
         with self._lock:
@@ -329,11 +359,30 @@ def _commit(spec: ConsumerSpec, consumer: Consumer) -> None:
         logger.warning("consumer_commit_failed", extra={"consumer": spec.name, "group": spec.group()}, exc_info=True)
 
 
-def _open(spec: ConsumerSpec) -> Consumer:
+def _open(
+    spec: ConsumerSpec,
+    partitions: list[TopicPartition] | None = None,
+    start_offsets: dict[TopicPartition, int] | None = None,
+) -> Consumer:
     ensure_topics(spec.topics(), spec.partitions())
-    consumer = get_consumer(spec.topics(), spec.group(), instance_id=spec.instance_id())
-    logger.info("consumer_started", extra={"consumer": spec.name, "topics": spec.topics(), "group": spec.group()})
+    consumer = get_consumer(
+        spec.topics(), spec.group(), instance_id=spec.instance_id(), partitions=partitions, start_offsets=start_offsets
+    )
+    logger.info(
+        "consumer_started",
+        extra={"consumer": spec.name, "topics": spec.topics(), "group": spec.group(), "takeover": partitions or []},
+    )
     return consumer
+
+
+TAKEOVER_REASONS = ("unassigned", "orphaned_partition")
+
+
+def _takeover_partitions(stall: Stall) -> list[TopicPartition] | None:
+    """The partitions to assign by hand after `stall`, or None: re-join the group."""
+    if settings.KAFKA_STALL_TAKEOVER_SECONDS <= 0 or stall.reason not in TAKEOVER_REASONS:
+        return None
+    return list(stall.stuck_partitions) or None
 
 
 def run_consumer(
@@ -350,19 +399,57 @@ def run_consumer(
     lag = _LagSampler(spec)
     watch = _Watch(spec, health)
     consumer = _open(spec)
+    takeover_ends: float | None = None
+    # Where this process's takeovers got to, per partition (their commits may be refused).
+    taken_over_to: dict[TopicPartition, int] = {}
+    commit_refused_logged = False
     if health is not None:
         health.update(running=True)
     try:
         while not stop.is_set():
+            if health is not None:
+                health.beat()
+            if takeover_ends is not None and time.monotonic() >= takeover_ends:
+                # Back into the group: by now it assigns again, or the watch sees the
+                # partitions stuck once more and takes them over again.
+                consumer.close()
+                consumer = _open(spec)
+                takeover_ends = None
+                watch.reopened()
+                if health is not None:
+                    health.update(takeover=[])
+                continue
             if lag.due():
                 lag.sample(consumer)
-            if watch.due():
+            # A takeover's own commits may be refused, so the group's offsets say nothing
+            # about its progress: the watch resumes once it is a member again.
+            if takeover_ends is None and watch.due():
                 stall = watch.check(consumer)
                 if stall is not None:
-                    # A fresh join of the group; the new consumer resumes from the last commit.
+                    pause = watch.record_stall(stall)
                     consumer.close()
-                    stop.wait(watch.record_stall(stall))
-                    consumer = _open(spec)
+                    takeover = _takeover_partitions(stall) if takeover_ends is None else None
+                    if takeover:
+                        logger.warning(
+                            f"{spec.name.replace('-', '_')}_consumer_takeover",
+                            extra={"consumer": spec.name, "group": spec.group(), "reason": stall.reason,
+                                   "partitions": [f"{t}:{p}" for t, p in takeover],
+                                   "seconds": settings.KAFKA_STALL_TAKEOVER_SECONDS},
+                        )
+                        consumer = _open(spec, partitions=takeover, start_offsets=taken_over_to)
+                        takeover_ends = time.monotonic() + settings.KAFKA_STALL_TAKEOVER_SECONDS
+                        commit_refused_logged = False
+                        if health is not None:
+                            # Consuming again, by hand: ready (the watch is paused meanwhile).
+                            names = [f"{t}:{p}" for t, p in takeover]
+                            health.update(takeover=names, assignment=names, stalled=None)
+                    else:
+                        # A fresh join of the group; the new consumer resumes from the last commit.
+                        stop.wait(pause)
+                        consumer = _open(spec)
+                        takeover_ends = None
+                        if health is not None:
+                            health.update(takeover=[])
                     watch.reopened()
                     continue
             records = consumer.consume(size, POLL_TIMEOUT_SECONDS)
@@ -380,8 +467,20 @@ def run_consumer(
                 if not _rewind(spec, consumer, records):
                     consumer.close()
                     consumer = _open(spec)
+                    takeover_ends = None
                 continue
-            _commit(spec, consumer)
+            if takeover_ends is None:
+                _commit(spec, consumer)
+                continue
+            for record in records:
+                key = (record.topic, record.partition)
+                taken_over_to[key] = max(taken_over_to.get(key, 0), record.offset + 1)
+            try:
+                consumer.commit()
+            except Exception as exc:  # noqa: BLE001 - expected while the group has members
+                if not commit_refused_logged:
+                    commit_refused_logged = True
+                    logger.info("consumer_takeover_commit_refused", extra={"consumer": spec.name, "error": str(exc)})
     finally:
         if health is not None:
             health.update(running=False)

@@ -113,7 +113,11 @@ class RedisStore:
     def __init__(self, url: str, *, queue_size: int, flush_seconds: float) -> None:
         import redis
 
-        self._client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        from gochat_site.redis_errors import TraceConnection
+
+        self._client = redis.Redis.from_url(
+            url, socket_timeout=2.0, socket_connect_timeout=2.0, connection_class=TraceConnection
+        )
         self._queue: deque[dict[str, Any]] = deque()
         self._queue_size = queue_size
         self._flush_seconds = flush_seconds

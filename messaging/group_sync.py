@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.dispatch import receiver
 
 from groups.signals import members_added, members_removed
-from messaging import cache
+from messaging import cache, presence_push
 from messaging.models import Conversation, ConversationMember
 
 
@@ -28,6 +28,10 @@ def _on_members_added(sender, group, user_ids, **kwargs) -> None:  # noqa: ANN00
         ],
         ignore_conflicts=True,
     )
+    # Gateways' cached member lists (typing recipients) must include the newcomers.
+    cache.forget_member_list(conversation_id=conversation.id)
+    # The new members' "who can see me" changed (presence push); others' within the TTL.
+    presence_push.forget_watchers_on_commit(list(user_ids))
 
 
 @receiver(members_removed, dispatch_uid="messaging.group_members_removed")

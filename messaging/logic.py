@@ -18,11 +18,11 @@ from django.db import DatabaseError, transaction
 from google.protobuf.message import DecodeError
 
 from gochat_site import errors, metrics, tracing
-from messaging import delivery_trace
+from messaging import delivery_trace, lifecycle
 from messaging.bus import BusRecord, downstream_topic, get_producer
 from messaging.gateway.envelopes import chat_message_from_model
 from messaging.models import Message
-from messaging.routing import ToRoute, route_messages
+from messaging.routing import ToRoute, route_message_update, route_messages
 from messaging.services import SendOutcome, SendRequest, send_messages
 from protos.gochat.v1 import envelopes_pb2 as pb
 
@@ -55,6 +55,7 @@ def _dead_letter(record: BusRecord, reason: str) -> None:
     headers["error"] = reason
     headers["source_topic"] = record.topic
     get_producer().produce(settings.KAFKA_UPSTREAM_DLQ_TOPIC, record.value, key=record.key, headers=headers)
+    metrics.count_dead_letter(topic=settings.KAFKA_UPSTREAM_DLQ_TOPIC, reason="undecodable")
     logger.error("upstream_dead_lettered", extra={"reason": reason, "topic": record.topic, "offset": record.offset})
 
 
@@ -81,6 +82,8 @@ def _request(upstream: pb.UpstreamMessage) -> SendRequest:
         content=upstream.content,
         client_msg_id=upstream.client_msg_id,
         message_type=upstream.message_type,
+        reply_to=upstream.reply_to_id or None,
+        attachment_id=upstream.attachment_id or None,
     )
 
 
@@ -177,6 +180,85 @@ def _answer(upstreams: Sequence[pb.UpstreamMessage], outcomes: Sequence[SendOutc
     return to_route
 
 
+SEND_ACTIONS = ("", "send")
+
+
+def _refuse_lifecycle(upstream: pb.UpstreamMessage, exc: errors.GoChatError) -> None:
+    """The error of a refused edit/recall, to the requesting socket; update_kind and the
+    target let the gateway name the request (never client_msg_id: that means a send)."""
+    _reply(
+        upstream,
+        pb.DownstreamMessage(
+            kind=pb.DownstreamMessage.SEND_ERROR,
+            error_code=exc.code,
+            error_message=exc.message,
+            update_kind=upstream.action,
+            conversation_id=upstream.conversation_id,
+            message=pb.ChatMessage(id=upstream.target_message_id, client_msg_id=upstream.target_client_msg_id),
+        ),
+    )
+
+
+def _apply_lifecycle(upstream: pb.UpstreamMessage) -> None:
+    """Apply one edit or recall record (the sends before it are persisted by now) and
+    route its update; a refusal goes back to the requesting socket."""
+    target = {
+        "user_id": upstream.sender_id,
+        "conversation_id": upstream.conversation_id,
+        "message_id": upstream.target_message_id or None,
+        "client_msg_id": upstream.target_client_msg_id or None,
+    }
+    try:
+        if upstream.action == lifecycle.EDIT:
+            message = lifecycle.edit_message(content=upstream.content, **target)
+        elif upstream.action == lifecycle.RECALL:
+            message = lifecycle.recall_message(**target)
+        else:
+            raise errors.InvalidParams("unknown action", {"action": [f"One of {list(SEND_ACTIONS)}, edit, recall."]})
+    except errors.GoChatError as exc:
+        metrics.MESSAGES_REFUSED.labels(code=str(exc.code)).inc()
+        logger.info(
+            "upstream_lifecycle_refused",
+            extra={"code": exc.code, "action": upstream.action, "sender_id": upstream.sender_id,
+                   "trace_id": upstream.trace_id},
+        )
+        _refuse_lifecycle(upstream, exc)
+        return
+    except DatabaseError:
+        raise  # not committed: the batch comes back once the database does
+    except Exception:
+        logger.exception("upstream_lifecycle_failed", extra={"trace_id": upstream.trace_id})
+        _refuse_lifecycle(upstream, errors.GoChatError("internal error"))
+        return
+    route_message_update(
+        message_id=message.id, kind=upstream.action, actor_id=upstream.sender_id, trace_id=upstream.trace_id,
+        flush=False,
+    )
+
+
+def _process_mixed(upstreams: Sequence[pb.UpstreamMessage]) -> None:
+    """A batch holding edits or recalls: in record order. Each run of sends is persisted,
+    acked and routed as one batch before the next edit/recall is applied, so an edit of a
+    message sent earlier in this very batch finds it stored (targeted by the sender's
+    client_msg_id) and its update reaches sockets after the new-message."""
+    run: list[pb.UpstreamMessage] = []
+
+    def flush_run() -> None:
+        if run:
+            batch = list(run)
+            to_route = _answer(batch, _persist(batch))
+            transaction.on_commit(lambda: route_messages(to_route))
+            run.clear()
+
+    for upstream in upstreams:
+        if upstream.action in SEND_ACTIONS:
+            run.append(upstream)
+            continue
+        flush_run()
+        _apply_lifecycle(upstream)
+    flush_run()
+
+
 def process_upstream_batch(records: Sequence[BusRecord]) -> None:
     """Persist a consumed batch in one transaction (messaging.services.send_messages),
     acknowledge or refuse each record, route the persisted messages together (one member
@@ -184,7 +266,10 @@ def process_upstream_batch(records: Sequence[BusRecord]) -> None:
     producer so every ack and envelope is on the broker before the caller commits the
     offsets."""
     upstreams = [upstream for upstream in (_decode(record) for record in records) if upstream is not None]
-    if upstreams:
+    if any(upstream.action not in SEND_ACTIONS for upstream in upstreams):
+        _process_mixed(upstreams)
+    elif upstreams:
+        # A pure-send batch (the hot path): exactly the statements it always issued.
         to_route = _answer(upstreams, _persist(upstreams))
         # Routing waits for the commit of every message it carries (at once in autocommit).
         transaction.on_commit(lambda: route_messages(to_route))

@@ -22,13 +22,13 @@ from django.db import transaction
 
 from gochat_site import tracing
 from gochat_site.tasks_client import enqueue_task
-from messaging import cache, delivery_trace
+from messaging import cache, delivery_trace, hot_sql, presence_push
 from messaging.bus import downstream_topic, get_producer
 from messaging.gateway.envelopes import chat_message_from_model
 from messaging.models import Conversation, Message
 from messaging.presence import get_presence
 from messaging.representations import loaded_sender_name
-from messaging.selectors import members_of_conversations
+from messaging.selectors import member_ids_batches, members_of_conversations, reaction_counts, with_attachments
 from protos.gochat.v1 import envelopes_pb2 as pb
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,20 @@ def _produce(topic: str, envelope: pb.DownstreamMessage) -> None:
 
 
 Sessions = dict[int, dict[str, str]]  # user id -> {connection id: gateway id}
+
+
+def recipients_by_gateway(sessions: Sessions) -> dict[str, list[int]]:
+    """{gateway id: the users with a live socket there}: one envelope per gateway."""
+    by_gateway: dict[str, list[int]] = {}
+    for user_id, connections in sessions.items():
+        for gateway_id in set(connections.values()):
+            by_gateway.setdefault(gateway_id, []).append(user_id)
+    return by_gateway
+
+
+def produce_downstream(gateway_id: str, envelope: pb.DownstreamMessage) -> None:
+    """Queue one envelope on a gateway's downstream topic (the caller flushes)."""
+    _produce(downstream_topic(gateway_id), envelope)
 
 
 def _lookup(user_ids: Iterable[int]) -> Sessions:
@@ -105,7 +119,9 @@ def _deliver(
     if offline:
         if muted is None:
             muted = cache.muted_user_ids(message.conversation_id)
-        push_ids = [u for u in offline if u != message.sender_id and u not in muted]
+        # A member who muted the conversation is still told when @mentioned.
+        mentioned = set(message.mentions or ())
+        push_ids = [u for u in offline if u != message.sender_id and (u not in muted or u in mentioned)]
     if push_ids:
         enqueue_task("tasks.offline_push", message_id=message.id, user_ids=push_ids)
     delivery_trace.record(
@@ -179,13 +195,12 @@ def route_messages(items: Sequence[ToRoute], *, flush: bool = False) -> None:
     if not items:
         return
     conversation_ids = {item.message.conversation_id for item in items}
-    conversations = Conversation.objects.select_related("group").in_bulk(conversation_ids)
+    sizes = hot_sql.conversation_sizes(conversation_ids)
     small: list[int] = []
-    for conversation in conversations.values():
-        size = conversation.group.member_count if conversation.group is not None else 2
-        if conversation.type == Conversation.Type.GROUP and size > settings.LARGE_GROUP_THRESHOLD:
+    for conversation_id, (kind, size) in sizes.items():
+        if kind == Conversation.Type.GROUP and size > settings.LARGE_GROUP_THRESHOLD:
             continue  # fanned out per message by the task, never held in memory here
-        small.append(conversation.id)
+        small.append(conversation_id)
     # Members and their muted flags of every small conversation: one query for the batch.
     member_flags = members_of_conversations(conversation_ids=small) if small else {}
     members = {cid: list(flags) for cid, flags in member_flags.items()}
@@ -203,7 +218,7 @@ def route_messages(items: Sequence[ToRoute], *, flush: bool = False) -> None:
                     "fanout_enqueued",
                     trace_id=item.trace_id,
                     message_id=message.id,
-                    members=conversations[message.conversation_id].group.member_count,
+                    members=sizes[message.conversation_id][1],
                 )
             else:
                 ids = members[message.conversation_id]
@@ -291,3 +306,194 @@ def notify_read(*, user_id: int, conversation_id: int, seq: int, skip_connection
         _produce(downstream_topic(gateway_id), envelope)
     if gateways:
         get_producer().flush()
+
+
+# --- read receipts (issue 10) -----------------------------------------------------------------
+
+
+def receipts_pushed(*, conversation_type: str, member_count: int) -> bool:
+    """Whether a read in this conversation is pushed to the other members as a receipt
+    frame: not in groups above RECEIPT_MAX_GROUP_SIZE, where every read would fan out to
+    every member (their counts stay in history and GET conversations/{id}/receipts)."""
+    return conversation_type != Conversation.Type.GROUP or member_count <= settings.RECEIPT_MAX_GROUP_SIZE
+
+
+def notify_receipt(*, user_id: int, conversation_id: int, seq: int) -> int:
+    """Tell the other members' live sockets that user_id read conversation_id up to seq:
+    one member query, one presence lookup per PRESENCE_BATCH_SIZE members and ONE RECEIPT
+    envelope per gateway carrying its recipient ids. Produces without flushing; returns
+    the number of envelopes. Callers decide whether a receipt is due (publish_read)."""
+    from messaging.selectors import member_user_ids
+
+    others = [u for u in member_user_ids(conversation_id=conversation_id) if u != int(user_id)]
+    if not others:
+        return 0
+    by_gateway = recipients_by_gateway(_lookup(others))
+    trace_id = tracing.current_trace_id()
+    for gateway_id, recipients in by_gateway.items():
+        envelope = pb.DownstreamMessage(
+            trace_id=trace_id,
+            kind=pb.DownstreamMessage.RECEIPT,
+            recipient_user_ids=recipients,
+            conversation_id=int(conversation_id),
+            read_seq=int(seq),
+            reader_id=int(user_id),
+        )
+        _produce(downstream_topic(gateway_id), envelope)
+    return len(by_gateway)
+
+
+def publish_read(result, *, skip_connection_id: str = "") -> None:  # noqa: ANN001 - services.ReadResult
+    """After services.read_conversation (REST, WebSocket, gRPC): the reader's other
+    devices get READ; the other members get a RECEIPT, only when the pointer actually
+    moved, the reader sends receipts and the conversation is within
+    RECEIPT_MAX_GROUP_SIZE. A routing failure is logged, never failed to the reader: the
+    read is stored and the others see it in history and the receipts endpoint."""
+    notify_read(
+        user_id=result.user_id,
+        conversation_id=result.conversation_id,
+        seq=result.last_read_seq,
+        skip_connection_id=skip_connection_id,
+    )
+    if not (
+        result.moved
+        and result.send_read_receipts
+        and receipts_pushed(conversation_type=result.conversation_type, member_count=result.member_count)
+    ):
+        return
+    try:
+        if notify_receipt(user_id=result.user_id, conversation_id=result.conversation_id, seq=result.last_read_seq):
+            get_producer().flush()
+    except Exception:
+        logger.exception(
+            "receipt_route_failed", extra={"conversation_id": result.conversation_id, "user_id": result.user_id}
+        )
+
+
+def route_presence(changed: dict[int, int], *, flush: bool = True) -> int:
+    """Push presence changes (user id -> when, ms) to the live sockets of the users who
+    can see them; returns how many envelopes were produced.
+
+    The state sent is what presence says now (one batched lookup covers the changed users
+    and their watchers). Each target gateway gets one PRESENCE envelope per distinct set
+    of changes its recipients may see (usually one): a recipient never learns the presence
+    of someone they share no conversation with.
+    """
+    if not changed:
+        return 0
+    user_ids = list(changed)
+    watchers = presence_push.watchers_of(user_ids)
+    visible: dict[int, set[int]] = {}
+    for user_id, ids in watchers.items():
+        for watcher_id in ids:
+            visible.setdefault(watcher_id, set()).add(user_id)
+    if not visible:
+        return 0
+    sessions = _lookup([*user_ids, *visible])
+    states = {
+        user_id: pb.PresenceChange(user_id=user_id, online=bool(sessions.get(user_id)), last_seen_ms=at_ms)
+        for user_id, at_ms in changed.items()
+    }
+    targets: dict[tuple[str, frozenset[int]], list[int]] = {}
+    for watcher_id, seen in visible.items():
+        key_set = frozenset(seen)
+        for gateway_id in set(sessions.get(watcher_id, {}).values()):
+            targets.setdefault((gateway_id, key_set), []).append(watcher_id)
+    trace_id = tracing.current_trace_id()
+    for (gateway_id, seen), recipients in targets.items():
+        envelope = pb.DownstreamMessage(
+            trace_id=trace_id,
+            kind=pb.DownstreamMessage.PRESENCE,
+            recipient_user_ids=sorted(recipients),
+            presence=[states[u] for u in sorted(seen)],
+        )
+        _produce(downstream_topic(gateway_id), envelope)
+    if targets and flush:
+        get_producer().flush()
+    logger.debug("presence_routed", extra={"changed": len(changed), "envelopes": len(targets)})
+    return len(targets)
+
+
+# Recipients per MESSAGE_UPDATE envelope: bounds an envelope's size in a huge group.
+UPDATE_ENVELOPE_MAX_RECIPIENTS = 1000
+
+
+def route_message_update(
+    *, message_id: int, kind: str, actor_id: int, trace_id: str = "", flush: bool = True
+) -> None:
+    """Send `update {kind, message}` (the message's current state) to every live socket
+    of the conversation's members, the actor's own sockets included (that is their
+    confirmation); kind "hide" goes to the actor's sockets only. One MESSAGE_UPDATE
+    envelope per gateway, as for new messages; members are read in keyset pages and their
+    presence in PRESENCE_BATCH_SIZE lookups, so a huge group is never held in memory at
+    once. No push: an update is not a new message. Call after the change committed
+    (route_update_on_commit); the caller flushes unless flush=True."""
+    # The whole current state, as history shows it: the quote and the attachment too, or
+    # a client applying the update would lose them.
+    message = (
+        Message.objects.select_related("sender", "reply_to", "reply_to__sender").filter(id=message_id).first()
+    )
+    if message is None:
+        return
+    with_attachments([message])
+    message.reaction_counts = reaction_counts(message_ids=[message.id]).get(message.id, [])
+    chat = chat_message_from_model(message, sender_name=_sender_name(message))
+    trace_id = trace_id or tracing.current_trace_id()
+    if kind == "hide":
+        pages: Iterable[list[int]] = [[int(actor_id)]]
+    else:
+        pages = (ids for ids, _ in member_ids_batches(conversation_id=message.conversation_id, batch_size=1000))
+    by_gateway: dict[str, list[int]] = {}
+
+    def produce(gateway_id: str, recipients: list[int]) -> None:
+        envelope = pb.DownstreamMessage(
+            trace_id=trace_id,
+            kind=pb.DownstreamMessage.MESSAGE_UPDATE,
+            recipient_user_ids=recipients,
+            message=chat,
+            update_kind=kind,
+            actor_id=int(actor_id),
+            conversation_id=message.conversation_id,
+        )
+        _produce(downstream_topic(gateway_id), envelope)
+
+    recipients_total = 0
+    for ids in pages:
+        for user_id, connections in _lookup(ids).items():
+            if not connections:
+                continue
+            recipients_total += 1
+            for gateway_id in set(connections.values()):
+                users = by_gateway.setdefault(gateway_id, [])
+                users.append(user_id)
+                if len(users) >= UPDATE_ENVELOPE_MAX_RECIPIENTS:
+                    produce(gateway_id, users)
+                    by_gateway[gateway_id] = []
+    for gateway_id, users in by_gateway.items():
+        if users:
+            produce(gateway_id, users)
+    delivery_trace.record(
+        "update_routed",
+        trace_id=trace_id,
+        message_id=message.id,
+        kind=kind,
+        gateways=len(by_gateway),
+        recipients=recipients_total,
+    )
+    logger.debug("message_update_routed", extra={"message_id": message.id, "kind": kind, "trace_id": trace_id})
+    if flush:
+        get_producer().flush()
+
+
+def route_update_on_commit(*, message_id: int, kind: str, actor_id: int, trace_id: str = "") -> None:
+    """route_message_update once the change is committed (REST, gRPC, the gateway). As
+    for route_on_commit, a routing failure is logged: the change is stored, and members
+    see it in their next history or sync."""
+
+    def route() -> None:
+        try:
+            route_message_update(message_id=message_id, kind=kind, actor_id=actor_id, trace_id=trace_id, flush=True)
+        except Exception:
+            logger.exception("route_update_after_commit_failed", extra={"message_id": message_id, "kind": kind})
+
+    transaction.on_commit(route)

@@ -31,17 +31,33 @@ SENDABLE_TYPES = [t for t in Message.Type.values if t != Message.Type.SYSTEM]
 # --- requests --------------------------------------------------------------------------
 
 class SendMessageSerializer(RequestSerializer):
+    # Non-empty content, or an attachment (then the content is an optional caption).
+    schema_any_of = [
+        {"required": ["content"], "properties": {"content": {"minLength": 1}}},
+        {"required": ["attachment_id"]},
+    ]
+
     conversation_id = IdField()
     client_msg_id = StrictCharField(max_length=64)
     # Whitespace is content. The length limit (get_fields) is also checked by
     # messaging.services, so WebSocket sends obey the same one.
     content = StrictCharField(trim_whitespace=False)
-    message_type = serializers.ChoiceField(choices=SENDABLE_TYPES, required=False, default=Message.Type.TEXT)
+    # Omitted: text, or with an attachment the upload's kind (image/audio/video, else file).
+    message_type = serializers.ChoiceField(choices=SENDABLE_TYPES, required=False)
+    attachment_id = IdField(required=False, help_text="an upload of the caller (POST uploads); content may then be empty")
+    reply_to = IdField(required=False, allow_null=True, help_text="id of the quoted message (same conversation)")
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
         # Read per request: the schema states the deployment's MESSAGE_MAX_CONTENT_LENGTH.
-        fields["content"] = StrictCharField(trim_whitespace=False, max_length=settings.MESSAGE_MAX_CONTENT_LENGTH)
+        fields["content"] = StrictCharField(
+            trim_whitespace=False,
+            max_length=settings.MESSAGE_MAX_CONTENT_LENGTH,
+            # A caption: optional beside an attachment (messaging.services checks which).
+            required=False,
+            allow_blank=True,
+            help_text="required unless attachment_id is given",
+        )
         return fields
 
 
@@ -79,6 +95,32 @@ class DeleteDeviceSerializer(RequestSerializer):
     token = StrictCharField(max_length=512)
 
 
+class EditMessageSerializer(RequestSerializer):
+    content = StrictCharField(trim_whitespace=False)
+
+    # An edit always names the new content, though its method is PATCH: never partial, so
+    # `content` stays required in validation and in the schema (drf-spectacular documents
+    # a partial serializer as "Patched…" with nothing required).
+    @property
+    def partial(self) -> bool:
+        return False
+
+    @partial.setter
+    def partial(self, value: bool) -> None:
+        pass
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # The same rule as a send (messaging.lifecycle.check_content checks it again).
+        fields["content"] = StrictCharField(trim_whitespace=False, max_length=settings.MESSAGE_MAX_CONTENT_LENGTH)
+        return fields
+
+
+class ReactionSerializer(RequestSerializer):
+    # One emoji (checked by messaging.lifecycle.check_emoji); "" removes the reaction.
+    emoji = StrictCharField(max_length=32, allow_blank=True, trim_whitespace=False)
+
+
 class HistoryQuerySerializer(RequestSerializer):
     conversation_id = IdField()
     before_seq = StrictIntegerField(
@@ -94,6 +136,41 @@ class HistoryQuerySerializer(RequestSerializer):
 
 # --- responses -------------------------------------------------------------------------
 
+class ReactionCountSerializer(serializers.Serializer):
+    emoji = serializers.CharField()
+    count = serializers.IntegerField()
+    me = serializers.BooleanField(required=False, help_text="the caller's own reaction is this emoji")
+
+
+class ReplyPreviewSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    seq = serializers.IntegerField()
+    sender_id = serializers.CharField()
+    sender_name = serializers.CharField()
+    content = serializers.CharField(help_text="at most 100 characters; empty when that message is recalled")
+    message_type = serializers.ChoiceField(choices=Message.Type.values)
+    status = serializers.ChoiceField(choices=Message.Status.values)
+
+
+class AttachmentSerializer(serializers.Serializer):
+    """Schema of messaging.attachments.attachment_dict (urls signed, short-lived)."""
+
+    attachment_id = serializers.CharField()
+    name = serializers.CharField()
+    size = serializers.IntegerField()
+    content_type = serializers.CharField()
+    url = serializers.CharField(help_text="signed download URL, valid ATTACHMENT_URL_TTL_SECONDS")
+    width = serializers.IntegerField(required=False, help_text="images only")
+    height = serializers.IntegerField(required=False, help_text="images only")
+    thumbnail_url = serializers.CharField(required=False, help_text="images only: signed thumbnail URL")
+
+
+class UploadRequestSerializer(serializers.Serializer):
+    """multipart/form-data body of POST uploads (schema only: the view reads request.FILES)."""
+
+    file = serializers.FileField()
+
+
 class MessageSerializer(serializers.Serializer):
     """Schema of messaging.representations.message_dict, which produces the data."""
 
@@ -106,7 +183,17 @@ class MessageSerializer(serializers.Serializer):
     message_type = serializers.ChoiceField(choices=Message.Type.values)
     content = serializers.CharField()
     created_at = serializers.DateTimeField()
-    status = serializers.ChoiceField(choices=Message.Status.values)
+    status = serializers.ChoiceField(choices=Message.Status.values, help_text="recalled: content is \"\"")
+    read_count = serializers.IntegerField(
+        required=False,
+        help_text="History/sync of group messages only: members other than the sender who read it "
+        "(members with receipts off not counted).",
+    )
+    edited_at = serializers.DateTimeField(allow_null=True)
+    reactions = ReactionCountSerializer(many=True)
+    reply_to = ReplyPreviewSerializer(allow_null=True, help_text="the quoted message, when this is a reply")
+    mentions = serializers.ListField(child=serializers.CharField(), help_text="ids of the @mentioned members")
+    attachment = AttachmentSerializer(allow_null=True)
 
 
 class SendMessageResponseSerializer(serializers.Serializer):
@@ -116,6 +203,10 @@ class SendMessageResponseSerializer(serializers.Serializer):
 class HistorySerializer(serializers.Serializer):
     messages = MessageSerializer(many=True)
     has_more = serializers.BooleanField()
+    hidden_seqs = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="seqs in this page's range the caller hid (delete-for-me): known, not a gap",
+    )
 
 
 class UnreadEntrySerializer(serializers.Serializer):
@@ -151,10 +242,16 @@ class ConversationSerializer(serializers.Serializer):
     title = serializers.CharField()
     peer = serializers.SerializerMethodField()
     peer_online = serializers.BooleanField(help_text="The peer of a 1:1 chat has a live connection.")
+    peer_last_read_seq = serializers.IntegerField(
+        allow_null=True,
+        help_text="1:1 chats: the peer has read up to this seq; null in groups or when the peer "
+        "turned read receipts off.",
+    )
     group = serializers.SerializerMethodField()
     last_seq = serializers.SerializerMethodField()
     last_read_seq = serializers.SerializerMethodField()
     unread = serializers.IntegerField()
+    unread_mentions = serializers.SerializerMethodField()
     muted = serializers.SerializerMethodField()
     pinned = serializers.SerializerMethodField()
     last_message = serializers.SerializerMethodField()
@@ -179,6 +276,10 @@ class ConversationSerializer(serializers.Serializer):
 
     def get_last_read_seq(self, s: ConversationSummary) -> int:
         return s.membership.last_read_seq
+
+    def get_unread_mentions(self, s: ConversationSummary) -> int:
+        """Unread messages that @mention the caller (the mention badge)."""
+        return s.membership.unread_mentions
 
     def get_muted(self, s: ConversationSummary) -> bool:
         return s.membership.muted
@@ -217,3 +318,20 @@ class DeviceSerializer(serializers.ModelSerializer):
         model = Device
         fields = ["id", "platform", "token", "created_at", "last_seen"]
         read_only_fields = fields
+
+
+# --- read receipts (issue 10) ---------------------------------------------------------------
+
+class ReceiptsQuerySerializer(RequestSerializer):
+    after = IdField(required=False, help_text="the `next` of the previous page")
+    limit = StrictIntegerField(min_value=1, max_value=1000, required=False, help_text="page size (default 200)")
+
+
+class ReceiptEntrySerializer(serializers.Serializer):
+    user_id = IdField()
+    last_read_seq = serializers.IntegerField()
+
+
+class ReceiptsSerializer(serializers.Serializer):
+    members = ReceiptEntrySerializer(many=True)
+    next = serializers.CharField(allow_null=True)

@@ -19,6 +19,8 @@ from typing import Any
 from django.conf import settings
 from google.protobuf.message import DecodeError
 
+from gochat_site import metrics
+
 from messaging.bus import BusRecord, get_producer
 from messaging.consumers_registry import ConsumerSpec
 from protos.gochat.v1 import envelopes_pb2 as pb
@@ -77,6 +79,7 @@ def _dead_letter(record: BusRecord, error: Undispatchable) -> None:
         }
     )
     get_producer().produce(settings.KAFKA_TASK_DLQ_TOPIC, record.value, key=record.key, headers=headers)
+    metrics.count_dead_letter(topic=settings.KAFKA_TASK_DLQ_TOPIC, reason=error.reason)
     logger.warning(
         "task_dead_lettered",
         extra={

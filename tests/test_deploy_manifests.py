@@ -18,6 +18,8 @@ DOCKER = ROOT / "docker"
 IMAGE = "gochat:latest"
 ROLES = {"gateway", "logic", "task-bridge", "worker", "beat", "flower", "grpc"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Job"}
+# Read by libraries, not by settings.py (docs/configuration.md says which).
+LIBRARY_ENV = {"PROMETHEUS_MULTIPROC_DIR", "FLOWER_BASIC_AUTH"}
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -103,22 +105,36 @@ def project_services() -> dict[str, dict]:
     return {name: svc for name, svc in compose()["services"].items() if svc.get("image") == IMAGE}
 
 
-def k8s_documents() -> list[dict]:
+def k8s_documents(folder: str = "k8s") -> list[dict]:
+    """Every document `kubectl apply -f docker/<folder>/` would apply."""
     docs = []
-    for path in sorted((DOCKER / "k8s").glob("*.yaml")):
+    for path in sorted((DOCKER / folder).glob("*.yaml")):
         docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
     return docs
 
 
-def k8s_containers() -> list[tuple[dict, dict]]:
-    """(workload, container) for every container of the project's image."""
+def k8s_containers(*, init: bool = False) -> list[tuple[dict, dict]]:
+    """(workload, container) for every container (or initContainer) of the project's image."""
     pairs = []
     for doc in k8s_documents():
         if doc["kind"] in WORKLOAD_KINDS:
-            for container in doc["spec"]["template"]["spec"]["containers"]:
+            key = "initContainers" if init else "containers"
+            for container in doc["spec"]["template"]["spec"].get(key, []):
                 if container["image"] == IMAGE:
                     pairs.append((doc, container))
     return pairs
+
+
+def component(doc: dict) -> str:
+    return doc["metadata"]["labels"]["app.kubernetes.io/component"]
+
+
+def long_running_workloads() -> dict[str, dict]:
+    return {component(d): d for d in k8s_documents() if d["kind"] in {"Deployment", "StatefulSet"}}
+
+
+def env_of(container: dict) -> dict[str, object]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
 
 
 # --- the settings parser itself ---------------------------------------------------------
@@ -147,23 +163,27 @@ def test_entry_point_check_rejects_what_is_not_there():
 # --- docker compose ---------------------------------------------------------------------
 
 
+def service_argv(svc: dict) -> list[str]:
+    return unwrap_shell(svc["command"])[0]
+
+
 @pytest.mark.parametrize("name", sorted(project_services()))
 def test_compose_service_runs_a_real_entry_point(name):
-    check_entry_point(project_services()[name]["command"])
+    check_entry_point(service_argv(project_services()[name]))
 
 
 @pytest.mark.parametrize("name", sorted(project_services()))
 def test_compose_service_sets_only_settings_variables(name):
-    unknown = set(project_services()[name].get("environment", {})) - SETTINGS_ENV
+    unknown = set(project_services()[name].get("environment", {})) - SETTINGS_ENV - LIBRARY_ENV
     assert not unknown, f"{name} sets variables settings.py never reads: {sorted(unknown)}"
 
 
 def test_compose_runs_every_role_and_two_gateways():
     services = project_services()
-    roles = {check_entry_point(svc["command"]) for svc in services.values()}
+    roles = {check_entry_point(service_argv(svc)) for svc in services.values()}
     assert ROLES | {"migrate"} <= roles
     gateway_ids = [
-        svc["environment"]["GATEWAY_ID"] for svc in services.values() if svc["command"][0] == "daphne"
+        svc["environment"]["GATEWAY_ID"] for svc in services.values() if service_argv(svc)[0] == "daphne"
     ]
     assert sorted(gateway_ids) == ["gw-1", "gw-2"]
 
@@ -209,6 +229,48 @@ def test_compose_health_checks():
     gateway_probe = " ".join(services["gateway-1"]["healthcheck"]["test"])
     assert "/healthz" in gateway_probe
     assert "grpc_health" in " ".join(services["grpc"]["healthcheck"]["test"])
+    for name in ("logic", "task-bridge"):
+        env = services[name]["environment"]
+        probe = " ".join(services[name]["healthcheck"]["test"])
+        assert f"127.0.0.1:{env['HEALTH_PORT']}/healthz" in probe, name
+    beat = services["beat"]
+    assert beat["healthcheck"]["test"][1:4] == ["python", "-m", "gochat_site.heartbeat"]
+    assert beat["healthcheck"]["test"][4] == beat["environment"]["BEAT_HEARTBEAT_FILE"]
+
+
+def test_compose_flower_has_basic_auth_and_no_default_password():
+    flower = compose()["services"]["flower"]
+    # Interpolated from the operator's environment or docker/.env, never a literal.
+    assert flower["environment"]["FLOWER_BASIC_AUTH"] in {"${FLOWER_BASIC_AUTH:-}", "${FLOWER_BASIC_AUTH}"}
+    script = flower["command"][2]
+    assert script.startswith('test -n "$$FLOWER_BASIC_AUTH" || ')
+    assert ".env" in (ROOT / ".gitignore").read_text()
+
+
+def test_compose_monitoring_profile_scrapes_every_role():
+    services = compose()["services"]
+    for name in ("prometheus", "grafana"):
+        assert services[name]["profiles"] == ["monitoring"], "optional: only with --profile monitoring"
+    mounts = " ".join(services["prometheus"]["volumes"] + services["grafana"]["volumes"])
+    for path in ("./prometheus/prometheus.yml", "./prometheus/alerts.yml", "./grafana/provisioning", "./grafana/dashboards"):
+        assert path in mounts
+        assert (DOCKER / path).exists(), path
+    config = yaml.safe_load((DOCKER / "prometheus" / "prometheus.yml").read_text())
+    assert "/etc/prometheus/alerts.yml" in config["rule_files"]
+    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    project = project_services()
+    for name, svc in project.items():
+        role = check_entry_point(service_argv(svc))
+        if role in {"migrate", "beat"}:
+            continue
+        env = svc.get("environment", {})
+        port = {"gateway": 8000, "flower": 5555}.get(role) or int(env.get("HEALTH_PORT") or env["METRICS_PORT"])
+        assert f"{name}:{port}" in targets, f"prometheus.yml does not scrape {name}:{port}"
+        if role not in {"gateway", "flower"}:  # those publish their port already
+            assert str(port) in svc.get("expose", []), f"{name} does not expose {port}"
+        if "HEALTH_PORT" in env:
+            assert env["HEALTH_HOST"] == "0.0.0.0", f"{name}: Prometheus scrapes it from another container"
+    assert not targets - {f"{n}:{p}" for n in project for p in (8000, 5555, 9100, 9101)}, "targets of no service"
 
 
 # --- Dockerfile -------------------------------------------------------------------------
@@ -236,27 +298,148 @@ def test_k8s_container_runs_a_real_entry_point_with_known_settings(workload, con
     argv, exports = unwrap_shell(container["command"] + container.get("args", []))
     check_entry_point(argv)
     env_names = {e["name"] for e in container.get("env", [])} | set(exports)
-    assert env_names <= SETTINGS_ENV, sorted(env_names - SETTINGS_ENV)
+    assert env_names <= SETTINGS_ENV | LIBRARY_ENV, sorted(env_names - SETTINGS_ENV - LIBRARY_ENV)
     pod_security = workload["spec"]["template"]["spec"]["securityContext"]
     assert pod_security["runAsNonRoot"] is True and pod_security["runAsUser"] != 0
+
+
+def test_k8s_applied_folder_holds_no_secret():
+    # `kubectl apply -f docker/k8s/` would overwrite the real Secret with placeholders.
+    assert not [d["metadata"]["name"] for d in k8s_documents() if d["kind"] == "Secret"]
+    assert not (DOCKER / "k8s" / "secret.example.yaml").exists()
 
 
 def test_k8s_config_holds_only_settings_and_every_reference_exists():
     docs = k8s_documents()
     config_maps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
-    secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+    examples = {d["metadata"]["name"]: d for d in k8s_documents("k8s-examples") if d["kind"] == "Secret"}
     for cm in config_maps.values():
         assert set(cm["data"]) <= SETTINGS_ENV, sorted(set(cm["data"]) - SETTINGS_ENV)
-    for secret in secrets.values():
-        assert set(secret["stringData"]) <= SETTINGS_ENV
-    # Production secrets sit in the Secret, never in the ConfigMap.
-    assert {"SECRET_KEY", "DATABASE_URL", "GRPC_SERVICE_TOKEN"} <= set(next(iter(secrets.values()))["stringData"])
-    for _, container in k8s_containers():
+        # Production secrets sit in a Secret, never in the ConfigMap.
+        assert not {"SECRET_KEY", "DATABASE_URL", "GRPC_SERVICE_TOKEN", "FLOWER_BASIC_AUTH"} & set(cm["data"])
+    for secret in examples.values():
+        assert set(secret["stringData"]) <= SETTINGS_ENV | LIBRARY_ENV
+        assert all("replace-me" in value for value in secret["stringData"].values()), "examples hold placeholders only"
+    assert {"SECRET_KEY", "DATABASE_URL", "GRPC_SERVICE_TOKEN"} <= set(examples["gochat-secrets"]["stringData"])
+    for _, container in k8s_containers() + k8s_containers(init=True):
         for source in container.get("envFrom", []):
             if "configMapRef" in source:
                 assert source["configMapRef"]["name"] in config_maps
             if "secretRef" in source:
-                assert source["secretRef"]["name"] in secrets
+                assert source["secretRef"]["name"] in examples, "every Secret used has an example"
+        for entry in container.get("env", []):
+            ref = entry.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                assert ref["key"] in examples[ref["name"]]["stringData"], entry
+
+
+def test_k8s_allowed_hosts_is_narrowed():
+    config = next(d for d in k8s_documents() if d["kind"] == "ConfigMap")
+    assert config["data"]["ALLOWED_HOSTS"] not in {"*", ""}
+
+
+def test_k8s_migrations_job_is_versioned_and_roles_wait_for_it():
+    jobs = [d for d in k8s_documents() if d["kind"] == "Job" and component(d) == "migrate"]
+    assert len(jobs) == 1
+    job = jobs[0]
+    # A Job's template is immutable: each release needs its own name (docs/deploy.md).
+    assert re.fullmatch(r"gochat-migrate-[a-z0-9.-]+", job["metadata"]["name"])
+    assert job["metadata"]["labels"]["app.kubernetes.io/version"] in job["metadata"]["name"]
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "manage.py", "migrate", "--noinput"]
+    waiting = {component(w): c for w, c in k8s_containers(init=True)}
+    for name, workload in long_running_workloads().items():
+        if name == "flower":  # reads no table
+            continue
+        init = waiting.get(name)
+        assert init is not None, f"{name} does not wait for the migrations"
+        check_entry_point(init["command"])
+        assert init["command"][2] == "wait_for_migrations"
+        main = workload["spec"]["template"]["spec"]["containers"][0]
+        assert init["envFrom"] == main["envFrom"], f"{name}: the wait must see the same database"
+
+
+def test_k8s_pod_disruption_budgets_cover_every_replicated_role():
+    docs = k8s_documents()
+    budgets = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    for name in ("gateway", "logic", "grpc", "worker", "task-bridge", "beat"):
+        workload = long_running_workloads()[name]
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        matching = [b for b in budgets if b["spec"]["selector"]["matchLabels"].items() <= labels.items()]
+        assert len(matching) == 1, f"{name}: {len(matching)} PodDisruptionBudgets"
+        spec = matching[0]["spec"]
+        replicas = workload["spec"]["replicas"]
+        if "minAvailable" in spec:
+            # minAvailable >= replicas blocks every node drain for good.
+            assert spec["minAvailable"] < replicas, name
+        else:
+            assert 1 <= spec["maxUnavailable"] <= max(1, replicas - 1), name
+
+
+def _probe_port(container: dict, probe: dict) -> int:
+    port = probe["httpGet"]["port"]
+    if isinstance(port, int):
+        return port
+    return next(p["containerPort"] for p in container["ports"] if p["name"] == port)
+
+
+def test_k8s_every_role_has_liveness_and_consumers_probe_their_health_port():
+    for name, workload in long_running_workloads().items():
+        container = workload["spec"]["template"]["spec"]["containers"][0]
+        assert "livenessProbe" in container, f"{name} has no liveness probe"
+    for name in ("logic", "task-bridge"):
+        container = long_running_workloads()[name]["spec"]["template"]["spec"]["containers"][0]
+        env = env_of(container)
+        assert env["HEALTH_HOST"] == "0.0.0.0", "a probe from the kubelet reaches the pod IP"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            assert _probe_port(container, container[probe]) == int(env["HEALTH_PORT"]), (name, probe)
+    gateway = long_running_workloads()["gateway"]["spec"]["template"]["spec"]["containers"][0]
+    assert gateway["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert gateway["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_k8s_beat_liveness_reads_the_file_its_scheduler_touches():
+    from django.conf import settings
+
+    assert settings.CELERY_BEAT_SCHEDULER == "gochat_site.beat:HeartbeatScheduler"
+    container = long_running_workloads()["beat"]["spec"]["template"]["spec"]["containers"][0]
+    env = env_of(container)
+    command = container["livenessProbe"]["exec"]["command"]
+    assert command[:3] == ["python", "-m", "gochat_site.heartbeat"]
+    heartbeat_file, max_age = command[3], float(command[4])
+    assert heartbeat_file == env["BEAT_HEARTBEAT_FILE"]
+    assert any(heartbeat_file.startswith(m["mountPath"] + "/") for m in container["volumeMounts"])
+    # A few scheduler ticks may pass before the probe gives up on it.
+    assert max_age >= 2 * float(env["CELERY_BEAT_MAX_LOOP_INTERVAL"])
+
+
+def test_k8s_scrape_annotations_point_at_each_roles_metrics_port():
+    for name, workload in long_running_workloads().items():
+        template = workload["spec"]["template"]
+        container = template["spec"]["containers"][0]
+        annotations = template["metadata"].get("annotations", {})
+        if name == "beat":  # runs no task and serves nothing: its liveness is the heartbeat
+            assert "prometheus.io/scrape" not in annotations
+            continue
+        assert annotations.get("prometheus.io/scrape") == "true", name
+        assert annotations["prometheus.io/path"] == "/metrics"
+        port = int(annotations["prometheus.io/port"])
+        env = env_of(container)
+        served = {"gateway": 8000, "flower": 5555}.get(name) or int(env.get("HEALTH_PORT") or env["METRICS_PORT"])
+        assert port == served, name
+        assert port in {p["containerPort"] for p in container.get("ports", [])}, name
+    worker = long_running_workloads()["worker"]["spec"]["template"]["spec"]
+    env = env_of(worker["containers"][0])
+    assert any(m["mountPath"] == env["PROMETHEUS_MULTIPROC_DIR"] for m in worker["containers"][0]["volumeMounts"])
+
+
+def test_k8s_flower_basic_auth_comes_from_a_secret():
+    container = long_running_workloads()["flower"]["spec"]["template"]["spec"]["containers"][0]
+    entry = next(e for e in container["env"] if e["name"] == "FLOWER_BASIC_AUTH")
+    assert "value" not in entry and entry["valueFrom"]["secretKeyRef"]["name"]
 
 
 def test_k8s_has_a_workload_per_role_and_services_that_select_pods():

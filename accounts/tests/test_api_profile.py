@@ -19,7 +19,7 @@ class TestProfile:
         body = r.json()
         assert body["id"] == str(alice.id)
         assert body["username"] == "alice" and body["nickname"] == "Alice"
-        assert set(body) == {"id", "username", "nickname", "avatar", "status", "email", "date_joined"}
+        assert set(body) == {"id", "username", "nickname", "avatar", "status", "email", "date_joined", "send_read_receipts"}
 
     def test_patch_changes_only_the_fields_given(self, client_for, alice):
         r = client_for(alice).patch(PROFILE, {"status": "in a meeting"}, format="json")

@@ -254,6 +254,9 @@ def test_real_worker_gets_the_trace_header_and_counts_tasks(tmp_path, settings, 
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             samples = scrape(response.read().decode())
         assert value(samples, "gochat_celery_tasks_total", task="tasks.offline_push", state="SUCCESS") == 1
+        # The worker's exporter also reads its broker's queues (multiprocess mode too).
+        assert value(samples, "gochat_celery_queue_scrape_failed") == 0
+        assert ("gochat_celery_queue_length", (("queue", "push"),)) in samples
     finally:
         worker.stop()
 

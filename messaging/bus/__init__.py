@@ -67,17 +67,27 @@ def get_producer() -> Producer:
         return _producers.setdefault(cache_key, producer)
 
 
-def get_consumer(topics: list[str], group_id: str, *, instance_id: str = "") -> Consumer:
+def get_consumer(
+    topics: list[str],
+    group_id: str,
+    *,
+    instance_id: str = "",
+    partitions: list[tuple[str, int]] | None = None,
+    start_offsets: dict[tuple[str, int], int] | None = None,
+) -> Consumer:
     """A new consumer of `topics` in consumer group `group_id` (commit by hand).
 
     `instance_id` makes it a static member of the group (Kafka's group.instance.id);
-    the in-memory bus has no rebalance cost to save and ignores it.
+    `partitions` assigns exactly those partitions instead of joining the group: it reads
+    from the group's committed offset, or from `start_offsets` where that is further, and
+    commits for the group where the broker lets it (a group with live members refuses). The in-memory bus has no rebalance
+    cost to save and no group to wedge, and ignores both.
     """
     if _backend() == "memory":
         return MemoryConsumer(memory_broker(), topics, group_id)
     from messaging.bus.kafka import KafkaConsumer
 
-    return KafkaConsumer(topics, group_id, instance_id=instance_id)
+    return KafkaConsumer(topics, group_id, instance_id=instance_id, partitions=partitions, start_offsets=start_offsets)
 
 
 def ensure_topics(names: list[str], partitions: int = 1) -> None:

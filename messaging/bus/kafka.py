@@ -123,7 +123,15 @@ class KafkaProducer:
 
 
 class KafkaConsumer:
-    def __init__(self, topics: list[str], group_id: str, *, instance_id: str = "") -> None:
+    def __init__(
+        self,
+        topics: list[str],
+        group_id: str,
+        *,
+        instance_id: str = "",
+        partitions: list[tuple[str, int]] | None = None,
+        start_offsets: dict[tuple[str, int], int] | None = None,
+    ) -> None:
         self.topics = list(topics)
         self.group_id = group_id
         config = {
@@ -142,7 +150,21 @@ class KafkaConsumer:
         if settings.KAFKA_ASSIGNMENT_STRATEGY:
             config["partition.assignment.strategy"] = settings.KAFKA_ASSIGNMENT_STRATEGY
         self._consumer = _RdConsumer(config)
-        self._consumer.subscribe(self.topics)
+        if partitions:
+            # Takeover (consumers_registry): these partitions without joining the group,
+            # from the group's committed offset or `start_offsets`, whichever is further.
+            wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
+            if start_offsets:
+                committed = {(tp.topic, tp.partition): tp.offset for tp in self._consumer.committed(wanted, timeout=10)}
+                wanted = [
+                    TopicPartition(tp.topic, tp.partition, start_offsets[(tp.topic, tp.partition)])
+                    if start_offsets.get((tp.topic, tp.partition), -1) > committed.get((tp.topic, tp.partition), -1)
+                    else tp
+                    for tp in wanted
+                ]
+            self._consumer.assign(wanted)
+        else:
+            self._consumer.subscribe(self.topics)
         self._closed = False
         self._partitions: list[tuple[str, int]] = []
 

@@ -15,14 +15,15 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from gochat_site import errors, metrics, tracing
-from messaging import delivery_trace, routing, services
+from messaging import delivery_trace, lifecycle, presence_push, routing, services
 from messaging.bus import get_producer
-from messaging.gateway import auth, loops, protocol
+from messaging.gateway import auth, drain, loops, protocol
 from messaging.gateway.upstream import health as upstream_health
 from messaging.gateway.membership import check_member, is_known_member
 from messaging.gateway.ratelimit import get_limiter
 from messaging.gateway.registry import registry
 from messaging.gateway.sync import sync_page
+from messaging.gateway.typing import relay_typing
 from messaging.presence import get_presence
 from protos.gochat.v1 import envelopes_pb2 as pb
 
@@ -30,7 +31,10 @@ logger = logging.getLogger(__name__)
 
 # Frame type label of each parsed command (metrics).
 _COMMAND_TYPES = {
-    protocol.SendMessage: "send-message", protocol.Sync: "sync", protocol.Read: "read", protocol.Ping: "ping"
+    protocol.SendMessage: "send-message", protocol.Sync: "sync", protocol.Read: "read", protocol.Ping: "ping",
+    protocol.Typing: "typing",
+    protocol.EditMessage: "edit-message", protocol.RecallMessage: "recall-message", protocol.React: "react",
+    protocol.HideMessage: "hide-message",
 }
 
 # Close codes of broken paths (RFC 6455 1011 "internal error"): the socket cannot be
@@ -43,14 +47,25 @@ DELIVERED_MEMORY = 1024
 
 
 def _read(*, user_id: int, conversation_id: int, seq: int, connection_id: str) -> int:
-    read_seq = services.mark_read(user_id=user_id, conversation_id=conversation_id, seq=seq)
-    routing.notify_read(
-        user_id=user_id, conversation_id=conversation_id, seq=read_seq, skip_connection_id=connection_id
-    )
+    result = services.read_conversation(user_id=user_id, conversation_id=conversation_id, seq=seq)
+    routing.publish_read(result, skip_connection_id=connection_id)
+    read_seq = result.last_read_seq
     delivery_trace.record(
         "read", trace_id=tracing.current_trace_id(), conversation_id=conversation_id, user_id=str(user_id), seq=read_seq
     )
     return read_seq
+
+
+def _react_or_hide(*, user_id: int, command: protocol.React | protocol.HideMessage) -> None:
+    """Reactions and hides need no ordering behind a send (they name an acked message by
+    id), so they call the service here instead of going upstream."""
+    if isinstance(command, protocol.React):
+        message = lifecycle.set_reaction(user_id=user_id, message_id=command.message_id, emoji=command.emoji)
+        kind = lifecycle.REACTION
+    else:
+        message = lifecycle.hide_message(user_id=user_id, message_id=command.message_id)
+        kind = lifecycle.HIDE
+    routing.route_message_update(message_id=message.id, kind=kind, actor_id=user_id)
 
 
 class _PathBroken(Exception):
@@ -70,14 +85,19 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = "gateway-no-layer"
 
     user_id: int | None = None
+    user_name: str = ""
     connection_id: str = ""
+    _registered: bool = False  # in the registry and in presence
 
     # --- lifecycle --------------------------------------------------------------------------
     async def connect(self) -> None:
+        if self._registered:
+            # A second websocket.connect for a live socket (no ASGI server sends one):
+            # ignored, or it would orphan the first registration under a new id.
+            return
         self.connection_id = uuid.uuid4().hex
         self._delivered: OrderedDict[int, None] = OrderedDict()
         self._last_activity = time.monotonic()
-        self._registered = False
         result = await auth.authenticate(self.scope)
         if result.user_id is None:
             # Accept, then close: a close before accept reaches a browser as a bare HTTP
@@ -87,8 +107,16 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             logger.info("ws_rejected", extra={"close_code": result.close_code, "reason": result.reason})
             return
         self.user_id = result.user_id
+        self.user_name = result.user_name
         await loops.ensure_started()
         await self.accept()
+        if drain.is_draining():
+            # Going down: send the client to another gateway at once (the balancer has
+            # already seen /readyz 503, this is a connection that raced it). Checked with
+            # no await before registry.add: a drain that started while this socket was
+            # being accepted either sees it in the registry or is seen here.
+            await self.close(code=drain.CLOSE_SERVICE_RESTART, reason=drain.DRAIN_REASON)
+            return
         registry.add(self)
         self._registered = True
         metrics.WS_CONNECTIONS.labels(gateway=settings.GATEWAY_ID).inc()
@@ -103,6 +131,10 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             logger.info("ws_too_many_connections", extra={"user_id": self.user_id, "live": live})
             await self._fail(auth.CLOSE_TOO_MANY_CONNECTIONS, "too many connections")
             return
+        if live == 1:
+            # The user's first live socket anywhere: a presence change for those who can
+            # see it, pushed by the gateway's presence loop (batched), not from here.
+            presence_push.changes.mark(self.user_id)
         logger.info("ws_connected", extra={"user_id": self.user_id, "connection_id": self.connection_id})
 
     async def disconnect(self, code: int) -> None:
@@ -118,6 +150,9 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             await get_presence().adisconnect(self.user_id, self.connection_id)
         except Exception:  # noqa: BLE001 - the entry expires with PRESENCE_TTL_SECONDS
             logger.warning("ws_presence_disconnect_failed", extra={"connection_id": self.connection_id}, exc_info=True)
+        if not registry.of_user(self.user_id):
+            # The last socket here; the push loop asks presence whether any is left elsewhere.
+            presence_push.changes.mark(self.user_id)
         logger.info(
             "ws_disconnected", extra={"user_id": self.user_id, "connection_id": self.connection_id, "code": code}
         )
@@ -137,6 +172,11 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         for every idle socket were memory that S3 (RSS per idle socket) counts."""
         await self.close(code=auth.CLOSE_IDLE_TIMEOUT, reason="idle timeout")
         await self._forget(auth.CLOSE_IDLE_TIMEOUT)
+
+    async def close_for_drain(self) -> None:
+        """The gateway is stopping (drain.py): 1012, the client reconnects elsewhere."""
+        await self.close(code=drain.CLOSE_SERVICE_RESTART, reason=drain.DRAIN_REASON)
+        await self._forget(drain.CLOSE_SERVICE_RESTART)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels hops to a thread before every message to close stale database
@@ -173,6 +213,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     async def _receive(self, text_data: str | None, bytes_data: bytes | None) -> None:
         self._last_activity = time.monotonic()
         client_msg_id = None
+        echo = None
         try:
             # Parsed before the rate limit (orjson, bounded by WS_MAX_FRAME_BYTES) so that a
             # refused send-message names its client_msg_id.
@@ -184,6 +225,8 @@ class GatewayConsumer(AsyncWebsocketConsumer):
                 raise
             if isinstance(command, protocol.SendMessage):
                 client_msg_id = command.client_msg_id
+            else:
+                echo = protocol.lifecycle_echo(command)
             await self._check_rate()
             metrics.WS_FRAMES_IN.labels(type=_COMMAND_TYPES.get(type(command), "other")).inc()
             if isinstance(command, protocol.SendMessage):
@@ -192,15 +235,21 @@ class GatewayConsumer(AsyncWebsocketConsumer):
                 await self._on_sync(command)
             elif isinstance(command, protocol.Read):
                 await self._on_read(command)
+            elif isinstance(command, protocol.Typing):
+                await self._on_typing(command)
+            elif isinstance(command, (protocol.EditMessage, protocol.RecallMessage)):
+                await self._on_edit_or_recall(command)
+            elif isinstance(command, (protocol.React, protocol.HideMessage)):
+                await database_sync_to_async(_react_or_hide)(user_id=self.user_id, command=command)
             else:
                 await self._on_ping()
         except errors.GoChatError as exc:
-            await self.push_frame(protocol.error_frame_for(exc, client_msg_id=client_msg_id))
+            await self.push_frame(protocol.error_frame_for(exc, client_msg_id=client_msg_id, echo=echo))
         except (_PathBroken, asyncio.CancelledError):
             raise
         except Exception as exc:
             logger.exception("ws_frame_failed", extra={"user_id": self.user_id, "connection_id": self.connection_id})
-            await self.push_frame(protocol.error_frame_for(exc, client_msg_id=client_msg_id))
+            await self.push_frame(protocol.error_frame_for(exc, client_msg_id=client_msg_id, echo=echo))
 
     async def _check_rate(self) -> None:
         """Raise RateLimited (1006) past WS_RATE_LIMIT frames of this user (every socket)."""
@@ -222,20 +271,11 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             client_msg_id=command.client_msg_id,
             content=command.content,
             message_type=command.message_type,
+            attachment_id=command.attachment_id or 0,
             received_at_ms=int(time.time() * 1000),
+            reply_to_id=command.reply_to or 0,
         )
-        if upstream_health.broken:
-            raise _PathBroken("upstream unavailable")
-        # Keyed by conversation: one conversation stays on one partition, so in order.
-        try:
-            get_producer().produce(
-                settings.KAFKA_UPSTREAM_TOPIC,
-                upstream.SerializeToString(),
-                key=str(command.conversation_id),
-                headers={"trace_id": trace_id},
-            )
-        except Exception as exc:
-            raise _PathBroken("upstream unavailable") from exc
+        self._produce_upstream(upstream)
         metrics.MESSAGES_ACCEPTED.inc()
         delivery_trace.record(
             "accepted",
@@ -252,6 +292,40 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             extra={"user_id": self.user_id, "conversation_id": command.conversation_id, "trace_id": trace_id},
         )
 
+    def _produce_upstream(self, upstream: pb.UpstreamMessage) -> None:
+        if upstream_health.broken:
+            raise _PathBroken("upstream unavailable")
+        # Keyed by conversation: one conversation stays on one partition, so in order.
+        try:
+            get_producer().produce(
+                settings.KAFKA_UPSTREAM_TOPIC,
+                upstream.SerializeToString(),
+                key=str(upstream.conversation_id),
+                headers={"trace_id": upstream.trace_id},
+            )
+        except Exception as exc:
+            raise _PathBroken("upstream unavailable") from exc
+
+    async def _on_edit_or_recall(self, command: protocol.EditMessage | protocol.RecallMessage) -> None:
+        # Upstream, on the conversation's partition: applied by the logic after every
+        # earlier record of this conversation, so after the send it targets.
+        if not is_known_member(user_id=self.user_id, conversation_id=command.conversation_id):
+            await database_sync_to_async(check_member)(user_id=self.user_id, conversation_id=command.conversation_id)
+        edit = isinstance(command, protocol.EditMessage)
+        upstream = pb.UpstreamMessage(
+            trace_id=tracing.current_trace_id() or tracing.new_trace_id(),
+            gateway_id=settings.GATEWAY_ID,
+            connection_id=self.connection_id,
+            sender_id=self.user_id,
+            conversation_id=command.conversation_id,
+            content=command.content if edit else "",
+            received_at_ms=int(time.time() * 1000),
+            action=lifecycle.EDIT if edit else lifecycle.RECALL,
+            target_message_id=command.message_id or 0,
+            target_client_msg_id=command.client_msg_id or "",
+        )
+        self._produce_upstream(upstream)
+
     async def _on_sync(self, command: protocol.Sync) -> None:
         data = await database_sync_to_async(sync_page)(
             user_id=self.user_id, conversation_id=command.conversation_id, after_seq=command.after_seq, limit=command.limit
@@ -265,6 +339,10 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             seq=command.seq,
             connection_id=self.connection_id,
         )
+
+    async def _on_typing(self, command: protocol.Typing) -> None:
+        # No reply on success: typing is fire-and-forget (gateway/typing.py).
+        await relay_typing(user_id=self.user_id, user_name=self.user_name, conversation_id=command.conversation_id)
 
     async def _on_ping(self) -> None:
         try:
@@ -290,6 +368,11 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             self._remember(delivered_id)
         metrics.WS_FRAMES_OUT.labels(type=frame["type"]).inc()
         await self.send(text_data=protocol.encode(frame))
+
+    async def push_encoded(self, frame: dict[str, Any], encoded: str) -> None:
+        """A frame encoded once for many sockets (update frames)."""
+        metrics.WS_FRAMES_OUT.labels(type=frame["type"]).inc()
+        await self.send(text_data=encoded)
 
     async def push_new_message(self, frame: dict[str, Any], *, message_id: int, encoded: str | None = None) -> None:
         if self._remember(message_id):

@@ -101,4 +101,29 @@ def apply() -> None:
 
     WebSocketFactory.setProtocolOptions = set_protocol_options
     WebSocketFactory.protocol = GatewayWebSocketProtocol
+    _drain_before_daphne_kills_applications()
     _applied = True
+
+
+def _drain_before_daphne_kills_applications() -> None:
+    """On SIGTERM daphne's shutdown hook cancels every application instance at once, so
+    sockets were dropped without a close frame (clients saw 1006 and could not tell a
+    restart from a crash). Run the gateway's drain (1012 to every socket, presence left,
+    /readyz 503; messaging/gateway/drain.py) first, then daphne's own hook."""
+    import asyncio
+
+    from daphne.server import Server
+
+    original_kill = Server.kill_all_applications
+
+    def kill_all_applications(self: Any) -> Any:
+        from twisted.internet import defer
+
+        from messaging.gateway import drain
+
+        drained = defer.Deferred.fromFuture(asyncio.ensure_future(drain.drain()))
+        drained.addErrback(lambda failure: logger.error("gateway_drain_failed", extra={"error": str(failure)}))
+        drained.addBoth(lambda _: original_kill(self))
+        return drained
+
+    Server.kill_all_applications = kill_all_applications

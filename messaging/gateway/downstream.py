@@ -15,7 +15,7 @@ from gochat_site import metrics, tracing
 from messaging import delivery_trace
 from messaging.bus import BusRecord
 from messaging.gateway import protocol
-from messaging.gateway.envelopes import message_dict_from_pb
+from messaging.gateway.envelopes import message_dict_from_pb, presence_dicts_from_pb
 from messaging.gateway.registry import registry
 from protos.gochat.v1 import envelopes_pb2 as pb
 
@@ -36,6 +36,18 @@ def _observe(envelope: pb.DownstreamMessage, kind: str, sockets: list[tuple[int,
         gateway=settings.GATEWAY_ID,
         **delivery_trace.sockets_field(sockets),
     )
+
+
+def _lifecycle_echo(envelope: pb.DownstreamMessage) -> dict[str, str] | None:
+    """A refused edit/recall (update_kind set by the logic) names the request it answers."""
+    if not envelope.update_kind:
+        return None
+    echo = {"request": f"{envelope.update_kind}-message", "conversation_id": str(envelope.conversation_id)}
+    if envelope.message.id:
+        echo["message_id"] = str(envelope.message.id)
+    if envelope.message.client_msg_id:
+        echo["target_client_msg_id"] = envelope.message.client_msg_id
+    return echo
 
 
 async def deliver_envelope(envelope: pb.DownstreamMessage) -> int:
@@ -72,7 +84,10 @@ async def deliver_envelope(envelope: pb.DownstreamMessage) -> int:
         connection = registry.get(envelope.connection_id)
         if connection is not None:
             frame = protocol.error_frame(
-                code=envelope.error_code, message=envelope.error_message, client_msg_id=envelope.client_msg_id
+                code=envelope.error_code,
+                message=envelope.error_message,
+                client_msg_id=envelope.client_msg_id,
+                echo=_lifecycle_echo(envelope),
             )
             await connection.push_frame(frame)
             written += 1
@@ -83,8 +98,48 @@ async def deliver_envelope(envelope: pb.DownstreamMessage) -> int:
                 if connection.connection_id != envelope.connection_id:
                     await connection.push_frame(frame)
                     written += 1
+    elif envelope.kind in (Kind.RECEIPT, Kind.TYPING):
+        written += await _deliver_ephemeral(envelope)
+    elif envelope.kind == Kind.PRESENCE:
+        # The envelope lists every recipient on this gateway that may see these changes.
+        frame = protocol.presence_frame(presence_dicts_from_pb(envelope.presence))
+        for user_id in envelope.recipient_user_ids:
+            for connection in registry.of_user(user_id):
+                await connection.push_frame(frame)
+                written += 1
+    elif envelope.kind == Kind.MESSAGE_UPDATE:
+        frame = protocol.update_frame(kind=envelope.update_kind, message=message_dict_from_pb(envelope.message))
+        encoded = protocol.encode(frame)
+        for user_id in envelope.recipient_user_ids:
+            for connection in registry.of_user(user_id):
+                # Every socket, the actor's included: it is their confirmation too.
+                await connection.push_encoded(frame, encoded)
+                written += 1
     else:
         logger.warning("downstream_unknown_kind", extra={"kind": int(envelope.kind)})
+    return written
+
+
+async def _deliver_ephemeral(envelope: pb.DownstreamMessage) -> int:
+    """RECEIPT and TYPING: one frame to every local socket of the listed recipients
+    (never to the reader's or typer's own sockets)."""
+    if envelope.kind == Kind.RECEIPT:
+        actor = envelope.reader_id
+        frame = protocol.receipt_frame(conversation_id=envelope.conversation_id, user_id=actor, seq=envelope.read_seq)
+    else:
+        # The typer's name rides in the ChatMessage stub (sender_id/sender_name): the
+        # envelope has no name field of its own.
+        actor = envelope.actor_id
+        frame = protocol.typing_frame(
+            conversation_id=envelope.conversation_id, user_id=actor, user_name=envelope.message.sender_name
+        )
+    written = 0
+    for user_id in envelope.recipient_user_ids:
+        if user_id == actor:
+            continue
+        for connection in registry.of_user(user_id):
+            await connection.push_frame(frame)
+            written += 1
     return written
 
 

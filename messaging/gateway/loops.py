@@ -9,8 +9,11 @@ import asyncio
 import logging
 import time
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 
+from gochat_site import metrics
+from messaging import presence_push, routing
 from messaging.consumers_registry import CONSUMERS, arun_consumer
 from messaging.gateway.membership import run_invalidation_listener
 from messaging.gateway import upstream
@@ -37,6 +40,7 @@ async def _gateway_heartbeat(stop: asyncio.Event) -> None:
         try:
             presence = get_presence()
             lost = await presence.agateway_heartbeat(settings.GATEWAY_ID)
+            metrics.GATEWAY_HEARTBEAT.labels(gateway=settings.GATEWAY_ID).set(time.time())
             if len(registry):
                 # Every live socket is registered again each beat, which also pushes its
                 # entry's TTL forward: a socket that does not ping (it is still open until
@@ -82,6 +86,25 @@ async def _close_idle_sockets(stop: asyncio.Event) -> None:
             pass
 
 
+async def _push_presence(stop: asyncio.Event) -> None:
+    """Every PRESENCE_PUSH_INTERVAL_SECONDS, push the presence changes of this gateway's
+    users collected meanwhile (presence_push.py): one flush for all of them, in the
+    database thread, never on a socket's frame path."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), max(0.05, float(settings.PRESENCE_PUSH_INTERVAL_SECONDS)))
+        except asyncio.TimeoutError:
+            pass
+        changed = presence_push.changes.take()
+        if not changed:
+            continue
+        try:
+            await database_sync_to_async(routing.route_presence)(changed)
+        except Exception:
+            # Best effort: the conversation list shows the current state on its next load.
+            logger.exception("presence_push_failed", extra={"users": len(changed)})
+
+
 def _watch(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("gateway_loop_died", extra={"task": task.get_name()}, exc_info=task.exception())
@@ -98,6 +121,7 @@ async def ensure_started() -> None:
         "gateway-downstream": arun_consumer(CONSUMERS["gateway-downstream"], stop=state.stop),
         "gateway-heartbeat": _gateway_heartbeat(state.stop),
         "idle-sockets": _close_idle_sockets(state.stop),
+        "presence-push": _push_presence(state.stop),
         "membership-invalidations": run_invalidation_listener(state.stop),
     }
     if settings.BUS_BACKEND != "memory":

@@ -48,6 +48,10 @@ class MembershipCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[int, int], float] = OrderedDict()
+        # Typing (issue 10): conversation id -> (expiry, member ids, or None when the
+        # conversation has more than TYPING_MAX_GROUP_SIZE members). Dropped with the
+        # conversation's pair entries by forget()/set_trusted(), bounded like them.
+        self._member_lists: OrderedDict[int, tuple[float, tuple[int, ...] | None]] = OrderedDict()
         # Bumped by every forget/clear: a database read that started before an
         # invalidation must not cache its (possibly stale) answer after it.
         self.generation = 0
@@ -81,6 +85,7 @@ class MembershipCache:
         """Drop entries of a conversation: of the given users, or all of them (None)."""
         with self._lock:
             self.generation += 1
+            self._member_lists.pop(conversation_id, None)
             if user_ids is None:
                 for key in [k for k in self._entries if k[1] == conversation_id]:
                     del self._entries[key]
@@ -93,7 +98,36 @@ class MembershipCache:
         with self._lock:
             self.generation += 1
             self._entries.clear()
+            self._member_lists.clear()
             self._trusted = trusted or not _uses_redis()
+
+    # --- member lists (typing) ----------------------------------------------------------------
+    def member_list(self, conversation_id: int) -> tuple[bool, tuple[int, ...] | None]:
+        """(known, members): members None means "too large for typing"."""
+        with self._lock:
+            if not self._trusted:
+                return False, None
+            entry = self._member_lists.get(conversation_id)
+            if entry is None:
+                return False, None
+            if entry[0] <= self._clock():
+                del self._member_lists[conversation_id]
+                return False, None
+            self._member_lists.move_to_end(conversation_id)
+            return True, entry[1]
+
+    def remember_member_list(
+        self, conversation_id: int, members: tuple[int, ...] | None, *, generation: int
+    ) -> None:
+        with self._lock:
+            if not self._trusted or generation != self.generation:
+                return
+            self._member_lists[conversation_id] = (self._clock() + settings.MEMBERSHIP_CACHE_TTL_SECONDS, members)
+            self._member_lists.move_to_end(conversation_id)
+            # Each list holds up to TYPING_MAX_GROUP_SIZE ids: a tenth of the pair budget
+            # in lists keeps the memory of both in the same range.
+            while len(self._member_lists) > max(1, settings.MEMBERSHIP_CACHE_MAX_ENTRIES // 10):
+                self._member_lists.popitem(last=False)
 
     @property
     def trusted(self) -> bool:
@@ -142,6 +176,36 @@ def check_member(*, user_id: int, conversation_id: int) -> None:
     generation = cache.generation
     access_membership(user_id=user_id, conversation_id=conversation_id)
     cache.remember(user_id, conversation_id, generation=generation)
+
+
+def _load_member_list(conversation_id: int) -> tuple[int, ...] | None:
+    from messaging.models import ConversationMember
+
+    limit = settings.TYPING_MAX_GROUP_SIZE
+    ids = tuple(
+        ConversationMember.objects.filter(conversation_id=conversation_id)
+        .order_by("user_id")
+        .values_list("user_id", flat=True)[: limit + 1]
+    )
+    return None if len(ids) > limit else ids
+
+
+def load_member_list(*, conversation_id: int) -> tuple[int, ...] | None:
+    """A conversation's member ids for typing (None above TYPING_MAX_GROUP_SIZE), cached
+    like the pairs. Reads the database on a miss: call it through database_sync_to_async."""
+    cache = get_cache()
+    known, members = cache.member_list(conversation_id)
+    if known:
+        return members
+    generation = cache.generation
+    members = _load_member_list(conversation_id)
+    cache.remember_member_list(conversation_id, members, generation=generation)
+    return members
+
+
+def known_member_list(*, conversation_id: int) -> tuple[bool, tuple[int, ...] | None]:
+    """The warm path of load_member_list: no I/O, safe on the event loop."""
+    return get_cache().member_list(conversation_id)
 
 
 # --- invalidation ---------------------------------------------------------------------------

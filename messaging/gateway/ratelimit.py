@@ -100,6 +100,7 @@ class RedisRateLimiter:
         import redis
         import redis.asyncio as aredis
 
+        from gochat_site.redis_errors import AsyncRateLimitConnection
         from messaging.presence.redis import aredis_retry
 
         loop = asyncio.get_running_loop()
@@ -107,6 +108,7 @@ class RedisRateLimiter:
         if client is None:
             pool = aredis.BlockingConnectionPool.from_url(
                 self._url,
+                connection_class=AsyncRateLimitConnection,
                 max_connections=max(1, int(settings.PRESENCE_REDIS_MAX_CONNECTIONS)),
                 timeout=float(settings.PRESENCE_REDIS_POOL_TIMEOUT_SECONDS),
                 socket_timeout=float(settings.PRESENCE_REDIS_SOCKET_TIMEOUT_SECONDS),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from messaging.representations import message_dict
+from messaging.representations import page_message_dicts
 from messaging.selectors import conversation_history, unread_counts
 
 SYNC_MAX_CONVERSATIONS = 50
@@ -22,8 +22,10 @@ def sync_page(*, user_id: int, conversation_id: int | None, after_seq: int, limi
         page = conversation_history(user_id=user_id, conversation_id=conversation_id, after_seq=after_seq, limit=limit)
         return {
             "conversation_id": str(conversation_id),
-            "messages": [message_dict(m) for m in page.messages],
+            "messages": page_message_dicts(page.messages, page.read_counts),
             "has_more": page.has_more,
+            # Hidden by this user (delete-for-me): known seqs, not a gap.
+            "hidden_seqs": page.hidden_seqs,
         }
     unread = sorted(unread_counts(user_id=user_id), key=lambda row: row["conversation_id"])
     messages: list[dict[str, Any]] = []
@@ -35,13 +37,15 @@ def sync_page(*, user_id: int, conversation_id: int | None, after_seq: int, limi
             "last_seq": row["last_seq"],
             "unread": row["unread"],
             "has_more": True,
+            "hidden_seqs": [],
         }
         if index < SYNC_MAX_CONVERSATIONS:
             page = conversation_history(
                 user_id=user_id, conversation_id=row["conversation_id"], after_seq=row["last_read_seq"], limit=limit
             )
-            messages.extend(message_dict(m) for m in page.messages)
+            messages.extend(page_message_dicts(page.messages, page.read_counts))
             entry["has_more"] = page.has_more
+            entry["hidden_seqs"] = page.hidden_seqs
         conversations.append(entry)
     return {
         "messages": messages,

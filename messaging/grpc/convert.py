@@ -5,7 +5,7 @@ from datetime import datetime
 
 from django.core.exceptions import ObjectDoesNotExist
 
-from messaging.gateway.envelopes import chat_message_from_model
+from messaging.gateway.envelopes import attachment_dict_from_pb, chat_message_from_model
 from messaging.representations import loaded_sender_name
 from protos.gochat.v1 import envelopes_pb2, repo_pb2
 
@@ -21,8 +21,14 @@ def user_info(user) -> repo_pb2.UserInfo:  # noqa: ANN001 - accounts.User
 
 
 def chat_message(message) -> envelopes_pb2.ChatMessage:  # noqa: ANN001 - messaging.Message
-    """The same ChatMessage the Kafka envelopes carry (messaging/gateway/envelopes.py)."""
-    return chat_message_from_model(message, sender_name=loaded_sender_name(message))
+    """The same ChatMessage the Kafka envelopes carry (messaging/gateway/envelopes.py),
+    plus the attachment's signed URLs: a gRPC caller is the member it is answered to."""
+    chat = chat_message_from_model(message, sender_name=loaded_sender_name(message))
+    if chat.HasField("attachment"):
+        links = attachment_dict_from_pb(chat.attachment)
+        chat.attachment.url = links["url"]
+        chat.attachment.thumbnail_url = links.get("thumbnail_url") or ""
+    return chat
 
 
 def group_info(group) -> repo_pb2.GroupInfo:  # noqa: ANN001 - groups.Group

@@ -9,10 +9,10 @@ from gochat_site.errors import InvalidParams, PermissionDenied, Unauthorized
 from groups import selectors as group_selectors
 from groups import services as group_services
 from gochat_site.logging import trace_id_var
-from messaging import routing, selectors, services
+from messaging import lifecycle, routing, selectors, services
 from messaging.grpc import convert
 from messaging.grpc.interceptors import current_user_id
-from protos.gochat.v1 import logic_pb2, logic_pb2_grpc, repo_pb2
+from protos.gochat.v1 import envelopes_pb2, logic_pb2, logic_pb2_grpc, repo_pb2
 
 CONVERSATIONS_MAX_LIMIT = 500
 MEMBERS_DEFAULT_LIMIT = 100
@@ -60,6 +60,8 @@ class LogicServicer(logic_pb2_grpc.LogicServiceServicer):
             content=request.content,
             client_msg_id=request.client_msg_id,
             message_type=request.message_type,
+            reply_to=request.reply_to_id or None,
+            attachment_id=request.attachment_id or None,
         )
         if result.created:
             routing.route_on_commit(result.message, trace_id=trace_id_var.get())
@@ -74,7 +76,10 @@ class LogicServicer(logic_pb2_grpc.LogicServiceServicer):
             limit=request.limit or None,
         )
         return logic_pb2.HistoryResponse(
-            messages=[convert.chat_message(m) for m in page.messages], has_more=page.has_more
+            messages=[convert.chat_message(m) for m in page.messages],
+            has_more=page.has_more,
+            hidden_seqs=page.hidden_seqs,
+            read_counts=page.read_counts or {},
         )
 
     def ListConversations(
@@ -92,19 +97,21 @@ class LogicServicer(logic_pb2_grpc.LogicServiceServicer):
                     last_read_seq=s.membership.last_read_seq,
                     muted=s.membership.muted,
                     pinned=s.membership.pinned,
+                    unread_mentions=s.membership.unread_mentions,
+                    peer_last_read_seq=s.peer_last_read_seq,
                 )
                 for s in summaries
             ]
         )
 
     def MarkRead(self, request: logic_pb2.MarkReadRequest, context: grpc.ServicerContext) -> logic_pb2.MarkReadResponse:
-        last_read = services.mark_read(
+        result = services.read_conversation(
             user_id=current_user_id(),
             conversation_id=_required_id(request.conversation_id, "conversation_id"),
             seq=request.seq,
         )
-        routing.notify_read(user_id=current_user_id(), conversation_id=request.conversation_id, seq=last_read)
-        return logic_pb2.MarkReadResponse(last_read_seq=last_read)
+        routing.publish_read(result)
+        return logic_pb2.MarkReadResponse(last_read_seq=result.last_read_seq)
 
     def CreateGroup(self, request: logic_pb2.CreateGroupRequest, context: grpc.ServicerContext) -> repo_pb2.GroupInfo:
         if request.max_members < 0:
@@ -150,3 +157,37 @@ class LogicServicer(logic_pb2_grpc.LogicServiceServicer):
             next_after_user_id=members[-1].user_id if len(members) == limit else 0,
         )
 
+
+    # --- message lifecycle (issue 10): each answers the message's current state ---------
+    def _updated(self, message, kind: str) -> envelopes_pb2.ChatMessage:  # noqa: ANN001 - messaging.Message
+        routing.route_update_on_commit(
+            message_id=message.id, kind=kind, actor_id=current_user_id(), trace_id=trace_id_var.get()
+        )
+        selectors.attach_reactions([message])
+        return convert.chat_message(message)
+
+    def EditMessage(
+        self, request: logic_pb2.EditMessageRequest, context: grpc.ServicerContext
+    ) -> envelopes_pb2.ChatMessage:
+        message = lifecycle.edit_message(
+            user_id=current_user_id(),
+            message_id=_required_id(request.message_id, "message_id"),
+            content=request.content,
+        )
+        return self._updated(message, lifecycle.EDIT)
+
+    def RecallMessage(
+        self, request: logic_pb2.RecallMessageRequest, context: grpc.ServicerContext
+    ) -> envelopes_pb2.ChatMessage:
+        message = lifecycle.recall_message(
+            user_id=current_user_id(), message_id=_required_id(request.message_id, "message_id")
+        )
+        return self._updated(message, lifecycle.RECALL)
+
+    def SetReaction(
+        self, request: logic_pb2.SetReactionRequest, context: grpc.ServicerContext
+    ) -> envelopes_pb2.ChatMessage:
+        message = lifecycle.set_reaction(
+            user_id=current_user_id(), message_id=_required_id(request.message_id, "message_id"), emoji=request.emoji
+        )
+        return self._updated(message, lifecycle.REACTION)

@@ -25,6 +25,7 @@ import redis
 import redis.asyncio as aredis
 from django.conf import settings
 
+from gochat_site.redis_errors import AsyncPresenceConnection, PresenceConnection
 from messaging.presence.base import Sessions
 
 GATEWAYS_KEY = "presence:gateways"
@@ -77,7 +78,7 @@ class RedisPresence:
         self._url = url
         # Wall-clock time, since gateway liveness is compared across hosts.
         self._clock = clock
-        self._client = client or redis.Redis.from_url(url, decode_responses=True)
+        self._client = client or redis.Redis.from_url(url, decode_responses=True, connection_class=PresenceConnection)
         self._disconnect = self._client.register_script(_DISCONNECT_LUA)
         # redis.asyncio connections belong to the loop that opened them; one client per loop.
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
@@ -97,6 +98,7 @@ class RedisPresence:
             pool = aredis.BlockingConnectionPool.from_url(
                 self._url,
                 decode_responses=True,
+                connection_class=AsyncPresenceConnection,
                 max_connections=max(1, int(settings.PRESENCE_REDIS_MAX_CONNECTIONS)),
                 timeout=float(settings.PRESENCE_REDIS_POOL_TIMEOUT_SECONDS),
                 socket_timeout=float(settings.PRESENCE_REDIS_SOCKET_TIMEOUT_SECONDS),

@@ -67,7 +67,6 @@ async def test_inactive_user_closes_4001(ws_client, make_user):
 
 async def test_authorization_header_authenticates(ws_client, alice):
     ws = await ws_client(query="", headers=[(b"authorization", f"Bearer {AccessToken.for_user(alice)}".encode())])
-    await ws.connect(timeout=5)
     await send(ws, "ping")
     assert (await receive(ws))["type"] == "pong"
 

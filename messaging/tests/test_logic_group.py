@@ -137,6 +137,7 @@ def test_loop_recreates_its_consumer_when_the_group_gives_it_nothing(kafka_bus, 
 
     settings.KAFKA_STALL_SECONDS = 4
     settings.KAFKA_STALL_CHECK_SECONDS = 0.5
+    settings.KAFKA_STALL_TAKEOVER_SECONDS = 0  # re-join only (the takeover: next test)
     topic = settings.KAFKA_UPSTREAM_TOPIC
     ensure_topics([topic], 1)
     spec = ConsumerSpec(
@@ -199,6 +200,73 @@ def test_loop_recreates_its_consumer_when_the_group_gives_it_nothing(kafka_bus, 
 
 
 @pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
+def test_loop_takes_over_a_partition_the_group_does_not_move(kafka_bus, settings, caplog):
+    """The group keeps a zombie as the owner of the only partition (or, as on Tansu when
+    every member churned, assigns nothing at all): re-joining cannot help. The loop
+    assigns the stuck partition by hand and reads every record from the group's committed
+    offset (its commits are refused while the zombie is a member); then it joins the
+    group again, and a takeover after that resumes where this one got to."""
+    from messaging.bus import ensure_topics, get_consumer, get_producer
+
+    settings.KAFKA_STALL_SECONDS = 4
+    settings.KAFKA_STALL_CHECK_SECONDS = 0.5
+    settings.KAFKA_STALL_TAKEOVER_SECONDS = 8
+    topic = settings.KAFKA_UPSTREAM_TOPIC
+    ensure_topics([topic], 1)
+    spec = ConsumerSpec(
+        name="logic",
+        topics=lambda: [topic],
+        group=lambda: settings.KAFKA_LOGIC_GROUP,
+        partitions=lambda: 1,
+        process=f"{__name__}.collect",
+    )
+    zombie = get_consumer([topic], settings.KAFKA_LOGIC_GROUP)
+    deadline = time.monotonic() + 30
+    while not zombie.assignment() and time.monotonic() < deadline:
+        zombie.consume(1, 0.2)
+    assert zombie.assignment() == [(topic, 0)]
+    producer = get_producer()
+    sent = [f"t{n}-{uuid.uuid4().hex[:4]}".encode() for n in range(20)]
+    for value in sent:
+        producer.produce(topic, value, key="k")
+    producer.flush()
+    _seen.clear()
+    health = ConsumerHealth("logic")
+    stop = threading.Event()
+    thread = threading.Thread(target=run_consumer, args=(spec,), kwargs={"stop": stop, "health": health}, daemon=True)
+    caplog.set_level("INFO", logger="messaging.consumers_registry")
+    thread.start()
+    try:
+        # The zombie still owns the partition: only the takeover can read the records.
+        deadline = time.monotonic() + 40
+        while len(_seen) < len(sent) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with _seen_lock:
+            assert sorted(_seen) == sorted(sent), health.snapshot()
+        takeovers = [r for r in caplog.records if r.getMessage() == "logic_consumer_takeover"]
+        assert takeovers and takeovers[0].reason == "unassigned" and takeovers[0].partitions == [f"{topic}:0"]
+        state = health.snapshot()
+        assert state["takeover"] == [f"{topic}:0"] and state["ready"], state
+        # The broker refuses a non-member's commit while the zombie is in the group.
+        assert [r for r in caplog.records if r.getMessage() == "consumer_takeover_commit_refused"]
+        # After KAFKA_STALL_TAKEOVER_SECONDS the loop is a member of the group again.
+        deadline = time.monotonic() + 20
+        while health.snapshot()["takeover"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert health.snapshot()["takeover"] == []
+    finally:
+        stop.set()
+        thread.join(20)
+        zombie.close()
+    assert not thread.is_alive()
+    with _seen_lock:
+        # Still only once each: the zombie kept the partition, so the loop (back in the
+        # group, owning nothing) stalled again and its next takeover began where the
+        # first one stopped, not at the group's old offset.
+        assert sorted(_seen) == sorted(sent)
+
+
 def test_kafka_rewind_reads_a_failed_batch_again_without_leaving_the_group(kafka_bus, settings):
     """What the loop does after a failed batch: seek back, same member, same records."""
     from messaging.bus import ensure_topics, get_consumer, get_producer

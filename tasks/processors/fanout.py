@@ -144,7 +144,7 @@ def deliver_batch(
     delay = min(not_before - time.time(), BATCH_SOFT_TIME_LIMIT - 5)
     if delay > 0:
         time.sleep(delay)
-    message = Message.objects.select_related("sender").get(id=message_id)
+    message = Message.objects.select_related("sender", "reply_to__sender").get(id=message_id)
     user_ids: list[int] = []
     # Members who joined inside the range since the plan are included; the page size
     # only bounds each query.

@@ -25,3 +25,14 @@ def daily_stats(day: str = "") -> dict[str, int | str]:
 @processor("tasks.sweep_presence", max_retries=0, acks_late=False, reject_on_worker_lost=False)
 def sweep_presence() -> dict[str, int]:
     return services.sweep_presence()
+
+
+# Attachments (issue 10). Takes no arguments and is idempotent (a file already gone is no
+# error); a failed run is retried, and the next beat run sweeps whatever is left anyway.
+@processor("tasks.sweep_attachments", max_retries=3, retry_backoff=30, acks_late=True)
+def sweep_attachments() -> dict[str, int]:
+    from django.conf import settings
+
+    from messaging.services import sweep_orphan_attachments
+
+    return {"deleted": sweep_orphan_attachments(older_than_seconds=settings.ATTACHMENT_ORPHAN_SECONDS)}

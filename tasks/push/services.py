@@ -1,7 +1,7 @@
 """Offline push: tell a user's devices about a message they did not get on a socket.
 
 Rules, in order, for each user of a push task:
-- not the sender, not muted in the conversation, and still without a live socket
+- not the sender, not muted in the conversation (unless the message @mentions them), and still without a live socket
   (presence is checked again here: the user may have come back since the task was sent);
 - each Device of a configured platform gets one notification;
 - collapse: one notification per device and conversation per PUSH_COLLAPSE_WINDOW_SECONDS
@@ -23,6 +23,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.cache import cache
 
+from gochat_site import metrics
 from messaging.cache import muted_user_ids
 from messaging.models import Device, Message
 from messaging.presence import get_presence
@@ -159,7 +160,8 @@ def push_message(*, message_id: int, user_ids: list[int]) -> PushReport:
     if message is None or message.status != Message.Status.NORMAL:
         logger.info("push_message_gone", extra={"message_id": message_id})
         return report
-    muted = muted_user_ids(message.conversation_id)
+    # Mute silences a conversation, not a mention of oneself (as Slack and Zulip do).
+    muted = muted_user_ids(message.conversation_id) - set(message.mentions or ())
     candidates = sorted({int(u) for u in user_ids} - muted - {message.sender_id})
     targets = _offline(candidates)
     report.skipped_users = {int(u) for u in user_ids} - set(targets)
@@ -174,8 +176,10 @@ def push_message(*, message_id: int, user_ids: list[int]) -> PushReport:
         if window > 0 and not cache.add(window_key, message.id, timeout=window):
             if cache.get(window_key) != message.id:
                 report.collapsed += 1
+                metrics.PUSH_OUTCOMES.labels(platform=device.platform, outcome="collapsed").inc()
                 continue
         outcome = providers[device.platform].send(device.token, notification)
+        metrics.PUSH_OUTCOMES.labels(platform=device.platform, outcome=outcome.status.value).inc()
         fields = {"message_id": message.id, "device_id": device.id, "platform": device.platform,
                   "reason": outcome.reason, "http_status": outcome.http_status}
         if outcome.status is Status.SENT:

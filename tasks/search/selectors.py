@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gochat_site.errors import InvalidParams
-from messaging.models import Message
+from messaging.models import HiddenMessage, Message
 from messaging.selectors import access_membership
 from tasks.search import get_backend
 from tasks.search.base import highlight_html, query_terms
@@ -71,10 +71,13 @@ def search_messages(
         return SearchPage(results=[], has_more=False, limit=size, offset=skip)
     hits = get_backend().search(user_id=user_id, terms=terms, conversation_id=scope, limit=size + 1, offset=skip)
     page = hits[:size]
-    messages = Message.objects.select_related("sender").in_bulk([hit.message_id for hit in page])
+    ids = [hit.message_id for hit in page]
+    messages = Message.objects.select_related("sender").in_bulk(ids)
+    # Deleted for me (delete-for-me) stays out of my search too; a page may come out shorter.
+    hidden = set(HiddenMessage.objects.filter(user_id=user_id, message_id__in=ids).values_list("message_id", flat=True))
     results = [
         SearchResult(message=messages[hit.message_id], highlight=highlight_html(hit.snippet), rank=hit.rank)
         for hit in page
-        if hit.message_id in messages
+        if hit.message_id in messages and hit.message_id not in hidden
     ]
     return SearchPage(results=results, has_more=len(hits) > size, limit=size, offset=skip)

@@ -94,6 +94,25 @@ def rabbitmq_broker():
         yield url
 
 
+@pytest.fixture
+def rabbitmq_private_broker():
+    """A RabbitMQ vhost of this test's own (tests/harness/rabbitmq.py): no task of another
+    test or user of the server can be in its queues. Needs rabbitmqctl (root), as CI has."""
+    import shutil
+
+    from tests.harness.rabbitmq import PrivateRabbitVhost
+
+    if shutil.which("rabbitmqctl") is None:
+        pytest.fail("rabbitmqctl is not installed: the RabbitMQ broker tests need it")
+    vhost = PrivateRabbitVhost()
+    vhost.start()
+    try:
+        with use_broker(vhost.url) as url:
+            yield url
+    finally:
+        vhost.stop()
+
+
 def queued_tasks(queue: str) -> list[tuple[str, dict]]:
     """Take every task message waiting in `queue`: (task name, kwargs) pairs."""
     from kombu import Exchange, Queue

@@ -178,6 +178,11 @@ class FakeApns(_Server):
         return request.path.rsplit("/", 1)[-1]
 
 
+# Google's OAuth2 documentation for service accounts: the assertion's `aud` is always this
+# URL, wherever the token request is sent (google-auth does the same).
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
+
+
 class FakeFcm(_Server):
     """FCM HTTP v1 plus the OAuth2 token endpoint of its service account."""
 
@@ -230,7 +235,7 @@ class FakeFcm(_Server):
             return Reply(400, {"error": "unsupported_grant_type"})
         try:
             claims = jwt.decode(form.get("assertion", ""), self._key.public_key(), algorithms=["RS256"],
-                                audience=self.token_uri, options={"require": ["iss", "aud", "iat", "exp"]})
+                                audience=GOOGLE_TOKEN_AUDIENCE, options={"require": ["iss", "aud", "iat", "exp"]})
         except jwt.PyJWTError:
             return Reply(400, {"error": "invalid_grant"})
         if claims["iss"] != self.client_email or "firebase.messaging" not in claims.get("scope", ""):

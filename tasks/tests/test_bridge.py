@@ -4,11 +4,14 @@ the Celery publish succeeded."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
+import urllib.request
 
 import pytest
 from django.conf import settings as django_settings
+from prometheus_client.parser import text_string_to_metric_families
 
 from messaging.bus import BusRecord, get_producer
 from protos.gochat.v1 import envelopes_pb2 as pb
@@ -136,7 +139,8 @@ def test_bridge_process_with_real_kafka_and_worker(kafka_bus, celery_broker, set
 
     ensure_topics([settings.KAFKA_TASK_TOPIC], settings.KAFKA_TASK_PARTITIONS)
     worker = start_worker(queues="default")
-    bridge = start_task_bridge()
+    health_port = _free_port()
+    bridge = start_task_bridge(HEALTH_PORT=health_port)
     try:
         produce_task(task_bytes("tasks.no_such_type"), "tasks.no_such_type")
         produce_task(b"\x08\x96\x01 not a task", "tasks.daily_stats")
@@ -149,6 +153,25 @@ def test_bridge_process_with_real_kafka_and_worker(kafka_bus, celery_broker, set
         produce_task(task_bytes("tasks.daily_stats", {"day": "2026-11-05"}), "tasks.daily_stats")
         assert _wait(lambda: DailyStats.objects.filter(day="2026-11-05").exists(), timeout=60), bridge.log()[-3000:]
         assert "task_dead_lettered" in bridge.log()
+        # Its health listener: alive, and the dead letters counted for the DLQ alert.
+        base = f"http://127.0.0.1:{health_port}"
+        with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:
+            assert response.status == 200
+        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
+            page = response.read().decode()
+        dead_letters = {
+            sample.labels["reason"]: sample.value
+            for family in text_string_to_metric_families(page)
+            for sample in family.samples
+            if sample.name == "gochat_dead_letters_total" and sample.labels["topic"] == settings.KAFKA_TASK_DLQ_TOPIC
+        }
+        assert dead_letters == {UNKNOWN_TASK_TYPE: 1.0, MALFORMED_BODY: 1.0}
     finally:
         bridge.stop()
         worker.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -105,3 +105,69 @@ def test_worker_sigkilled_mid_fanout_every_online_member_delivered_within_bound(
     # Only the batch in flight at the kill may have gone out twice (100 online members).
     assert sum(1 for n in seen.values() if n > 1) <= 100
     assert len(GATEWAYS) * 10 <= envelopes_read <= len(GATEWAYS) * 11
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_worker_sigkilled_while_planning_on_rabbitmq_every_online_member_delivered_at_once(
+    kafka_bus, redis_presence, rabbitmq_private_broker, bulk_group, alice
+):
+    """The production broker: a worker killed while it holds the fan-out's planning task.
+    On Redis that task would wait out CELERY_VISIBILITY_TIMEOUT (issue 8); RabbitMQ
+    re-queues it when the dead worker's connection drops, and the next worker resumes the
+    plan from its cursor."""
+    from gochat_site.tasks_client import enqueue_task
+    from tasks.processors.fanout import DONE, checkpoint_key
+    from tests.harness.celery_worker import start_worker
+
+    members = 2000
+    batch_size = 20  # 100 batches: planning lasts long enough to be killed in the middle
+    group, member_ids = bulk_group(members)
+    online = {user_id: GATEWAYS[i % 2] for i, user_id in enumerate(member_ids) if i % 2 == 0}
+    for user_id, gateway_id in online.items():
+        redis_presence.connect(user_id, f"conn-{user_id}", gateway_id)
+    topics = [downstream_topic(g) for g in GATEWAYS]
+    ensure_topics(topics, 1)
+    reader = get_consumer(topics, f"test-reader-{time.monotonic_ns()}")
+    message_id = send_message(
+        sender_id=alice.id, conversation_id=group.conversation.id, content="to all", client_msg_id="plan-kill"
+    ).message.id
+    seen: dict[int, int] = {}
+
+    def read(timeout: float) -> None:
+        for _, envelope in envelopes(reader.consume(500, timeout)):
+            for user_id in envelope.recipient_user_ids:
+                seen[user_id] = seen.get(user_id, 0) + 1
+
+    first = start_worker(queues="fanout", broker_url=rabbitmq_private_broker, FANOUT_BATCH_SIZE=batch_size)
+    try:
+        enqueue_task("tasks.large_group_fanout", message_id=message_id)
+        deadline = time.monotonic() + 60
+        # The planner's cursor moves once per planned batch: kill after the first ones.
+        while int(cache.get(checkpoint_key(message_id)) or 0) == 0 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        first.kill()
+        killed_at = time.monotonic()
+        cursor_at_kill = int(cache.get(checkpoint_key(message_id)) or 0)
+        first_log = first.log()
+    finally:
+        first.stop()
+    assert cursor_at_kill not in (0, DONE), f"the kill did not land while planning\n{first_log[-4000:]}"
+
+    second = start_worker(queues="fanout", broker_url=rabbitmq_private_broker, FANOUT_BATCH_SIZE=batch_size)
+    try:
+        while set(seen) < set(online) and time.monotonic() - killed_at < 90:
+            _heartbeat()
+            read(0.2)
+        all_delivered = time.monotonic() - killed_at
+        read(1.0)
+        second_log = second.log()
+    finally:
+        second.stop()
+        reader.close()
+    print(f"\nplanner killed at cursor {cursor_at_kill}: every online member delivered {all_delivered:.1f} s after the kill")
+    assert set(seen) == set(online), f"online members not delivered\n{second_log[-5000:]}"
+    # No lease or visibility timeout to wait out: the next worker's start-up and the
+    # fan-out itself (BATCH_LEASE_SECONDS is what the Redis broker path needs).
+    assert all_delivered < BATCH_LEASE_SECONDS, f"took {all_delivered:.1f}s\n{second_log[-5000:]}"

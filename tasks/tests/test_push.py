@@ -290,3 +290,90 @@ def test_retry_after_is_honoured_and_backoff_grows():
     assert retry_countdown(0, 30.0) == 30.0
     assert all(1.0 <= retry_countdown(0, None) <= 2.0 for _ in range(20))
     assert all(1.0 <= retry_countdown(5, None) <= 64.0 for _ in range(20))
+
+
+# --- FCM error codes: which tokens are dead (FCM HTTP v1 ErrorCode reference) ------------
+
+def _fcm_error(status: int, code: str, message: str, *details: dict) -> Reply:
+    return Reply(status, {"error": {"code": status, "status": code, "message": message, "details": list(details)}})
+
+
+def _fcm_error_code(code: str) -> dict:
+    return {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}
+
+
+def _bad_request(field: str) -> dict:
+    return {"@type": "type.googleapis.com/google.rpc.BadRequest",
+            "fieldViolations": [{"field": field, "description": f"Invalid value at '{field}'"}]}
+
+
+SENDER_ID_MISMATCH = _fcm_error(403, "PERMISSION_DENIED", "SenderId mismatch", _fcm_error_code("SENDER_ID_MISMATCH"))
+# Google's documented answer for a malformed registration token.
+INVALID_TOKEN = _fcm_error(400, "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token",
+                           _fcm_error_code("INVALID_ARGUMENT"))
+TOKEN_FIELD_VIOLATION = _fcm_error(400, "INVALID_ARGUMENT", "Invalid value at 'message.token'",
+                                   _bad_request("message.token"))
+# Google's documented answer for a payload bug: a data value of the wrong type.
+PAYLOAD_VIOLATION = _fcm_error(400, "INVALID_ARGUMENT", "Invalid value at 'message.data[0].value' (TYPE_STRING), 12",
+                               _bad_request("message.data[0].value"))
+MESSAGE_TOO_BIG = _fcm_error(400, "INVALID_ARGUMENT", "Message is too big", _fcm_error_code("INVALID_ARGUMENT"))
+THIRD_PARTY = _fcm_error(401, "UNAUTHENTICATED", "APNs auth failed", _fcm_error_code("THIRD_PARTY_AUTH_ERROR"))
+
+
+@pytest.mark.parametrize(
+    "reply,deleted",
+    [
+        pytest.param(FakeFcm.unregistered(), True, id="UNREGISTERED"),
+        pytest.param(SENDER_ID_MISMATCH, True, id="SENDER_ID_MISMATCH"),
+        pytest.param(INVALID_TOKEN, True, id="INVALID_ARGUMENT-registration-token"),
+        pytest.param(TOKEN_FIELD_VIOLATION, True, id="INVALID_ARGUMENT-message.token"),
+        pytest.param(PAYLOAD_VIOLATION, False, id="INVALID_ARGUMENT-payload"),
+        pytest.param(MESSAGE_TOO_BIG, False, id="INVALID_ARGUMENT-too-big"),
+    ],
+)
+def test_fcm_dead_tokens_are_deleted_and_payload_errors_keep_the_device(
+    alice, bob, single_chat, fcm, push, reply, deleted
+):
+    register_device(user_id=bob.id, platform="fcm", token="fcm-under-test")
+    register_device(user_id=bob.id, platform="fcm", token="fcm-bystander")
+    fcm.script(reply)  # the first device (lowest id) gets the error, the second succeeds
+    before = counts()
+
+    push(alice, single_chat, "are you there?", [bob.id])
+
+    assert Device.objects.filter(token="fcm-under-test").exists() is not deleted
+    assert Device.objects.filter(token="fcm-bystander").exists()
+    assert [r.json()["message"]["token"] for r in fcm.pushes] == ["fcm-bystander"]
+    assert counts() == (before[0] + 1, before[1] + 1)
+
+
+def test_fcm_payload_error_is_logged_as_a_bug(alice, bob, single_chat, fcm, push, caplog):
+    register_device(user_id=bob.id, platform="fcm", token="fcm-keep")
+    fcm.script(PAYLOAD_VIOLATION)
+
+    with caplog.at_level(logging.ERROR, logger="tasks.push.fcm"):
+        push(alice, single_chat, "bad payload", [bob.id])
+
+    [record] = [r for r in caplog.records if r.getMessage() == "push_fcm_payload_rejected"]
+    assert record.violations == ["message.data[0].value"]
+    assert Device.objects.filter(token="fcm-keep").exists()
+
+
+def test_fcm_third_party_auth_error_keeps_the_device(alice, bob, single_chat, fcm, push):
+    register_device(user_id=bob.id, platform="fcm", token="fcm-ios")
+    fcm.script(THIRD_PARTY, THIRD_PARTY, THIRD_PARTY, *[THIRD_PARTY] * tasks.processors.push.MAX_RETRIES)
+
+    push(alice, single_chat, "to an iPhone", [bob.id])
+
+    assert Device.objects.filter(token="fcm-ios").exists()
+
+
+def test_fcm_refused_access_token_is_exchanged_again(alice, bob, single_chat, fcm, push):
+    register_device(user_id=bob.id, platform="fcm", token="fcm-reauth")
+    fcm.script(Reply(401, {"error": {"code": 401, "status": "UNAUTHENTICATED", "message": "expired"}}))
+
+    push(alice, single_chat, "after expiry", [bob.id])
+
+    assert fcm.token_requests == 2
+    assert fcm.pushes[0].headers["authorization"] == f"Bearer {fcm.issued_tokens[1]}"
+    assert Device.objects.filter(token="fcm-reauth").exists()

@@ -169,8 +169,11 @@ async def test_rolling_sigterm_of_every_run_logic_while_sending(stack_env, launc
             raise AssertionError(f"peer never got seqs {sorted(set(range(1, 101)) - got)}\n{logs}") from None
         # Both new members are ready and between them own every partition.
         states = [await asyncio.to_thread(wait_ready, port) for _, port in logic.values()]
-        owned = sorted(p for state in states for p in state["assignment"])
-        assert len(owned) == len(set(owned)) and len(owned) >= 1
+        # A member that took partitions over by hand after a wedge (consumers_registry)
+        # may read one a group member owns too; the group's own assignment is exclusive.
+        owned = sorted(p for state in states if not state.get("takeover") for p in state["assignment"])
+        assert len(owned) == len(set(owned))
+        assert owned or any(state.get("takeover") for state in states)
         assert all(state["stalled"] is None for state in states)
     finally:
         pinging.cancel()

@@ -55,7 +55,7 @@ class FaultCluster:
                 "DATABASE_URL": services.postgres.url,
                 "REDIS_URL": f"{services.redis.url}/0",
                 "PRESENCE_BACKEND": "redis",
-                "CELERY_BROKER_URL": f"{services.broker_redis.url}/0",
+                "CELERY_BROKER_URL": services.celery_broker.url,
                 "BUS_BACKEND": "kafka",
                 "KAFKA_BOOTSTRAP_SERVERS": services.tansu.bootstrap,
                 "KAFKA_UPSTREAM_TOPIC": f"im-upstream-{self.run}",
@@ -85,7 +85,7 @@ class FaultCluster:
         if self.namespace is not None:
             self.namespace.create()
             services = self.services
-            ports = [services.postgres.port, services.redis.port, services.broker_redis.port, services.tansu.port]
+            ports = [services.postgres.port, services.redis.port, services.celery_broker.port, services.tansu.port]
             self.namespace.start_relays(self.stack, ports)
             self._where["gw-a"] = {
                 "host": self.namespace.ns_ip,

@@ -12,7 +12,7 @@ _RESULTS: list = []
 
 @pytest.fixture(scope="session")
 def fault_services():
-    """PostgreSQL (migrated), Redis, a Celery-broker Redis and Tansu, private to this session."""
+    """PostgreSQL (migrated), Redis, a RabbitMQ vhost as the Celery broker and Tansu, private to this session."""
     from tests.faults.cluster import FaultCluster
     from tests.faults.services import PrivateServices
 

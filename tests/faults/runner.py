@@ -445,34 +445,19 @@ FAULTS = [
     Fault("restart-redis", restart_redis),
     Fault("restart-postgres", restart_postgres),
     Fault("restart-broker", restart_broker, push_guaranteed=False),
-    # Production defaults for redelivery (CELERY_VISIBILITY_TIMEOUT etc.): the bound must
-    # hold with them. Only the pace of the fan-out is slowed, so the kill lands mid-way.
+    # The production broker (RabbitMQ: a dead worker's task is re-queued when its
+    # connection drops) and its defaults: the bound must hold with them. Only the pace of
+    # the fan-out is slowed, so the kill lands mid-way.
     Fault(
         "sigkill-worker-mid-fanout",
         sigkill_worker,
         env={"FANOUT_MAX_BATCHES_PER_SECOND": 8},
-        known_failure=(
-            "a kill that lands on the fan-out's planning task leaves it unacknowledged on the "
-            "Redis broker until CELERY_VISIBILITY_TIMEOUT (1 run in 6)"
-        ),
     ),
     Fault("resend-storm", resend_storm),
-    Fault(
-        "rolling-sigterm-logic",
-        rolling_sigterm_logic,
-        known_failure=(
-            "on Tansu the logic group can wedge when every member churns at once: the stall "
-            "detector re-creates the consumers but they get no assignment (4 runs in 7)"
-        ),
-    ),
-    Fault(
-        "rolling-sigterm-logic-gated",
-        rolling_sigterm_logic_gated,
-        known_failure=(
-            "the same Tansu group wedge as rolling-sigterm-logic, rarer when each restart waits "
-            "for acks (1 run in 9: 248 of 330 never acked, CI check 21:45)"
-        ),
-    ),
+    # Every member churns: on Tansu the group can stop assigning; the loops' takeover
+    # (messaging/consumers_registry.py) is what keeps the path moving then.
+    Fault("rolling-sigterm-logic", rolling_sigterm_logic),
+    Fault("rolling-sigterm-logic-gated", rolling_sigterm_logic_gated),
     Fault("burst-300-connects", burst_connect, burst=BURST),
     Fault("burst-300-after-gateway-crash", burst_after_gateway_crash, burst=BURST),
     Fault("netns-gateway-delay-loss", network_fault, netns=True),

@@ -17,6 +17,7 @@ from glob import glob
 from pathlib import Path
 
 from tests.harness.kafka import TansuBroker, start_tansu
+from tests.harness.rabbitmq import PrivateRabbitVhost
 from tests.harness.stack import free_port
 
 
@@ -189,7 +190,7 @@ class PrivateTansu:
 
 
 class PrivateServices:
-    """PostgreSQL, Redis (presence, cache, channel layer), a second Redis as the Celery
+    """PostgreSQL, Redis (presence, cache, channel layer), a RabbitMQ vhost as the Celery
     broker, and Tansu, all private to one test session."""
 
     def __init__(self) -> None:
@@ -197,14 +198,14 @@ class PrivateServices:
         os.chmod(self.root, 0o755)
         self.postgres = PrivatePostgres(self.root / "pg")
         self.redis = PrivateRedis(self.root, "redis")
-        self.broker_redis = PrivateRedis(self.root, "celery-broker")
+        self.celery_broker = PrivateRabbitVhost("gochat-faults")
         self.tansu = PrivateTansu()
 
     def start(self) -> None:
         self.postgres.start()
         self.postgres.create_database()
         self.redis.start()
-        self.broker_redis.start()
+        self.celery_broker.start()
         self.tansu.start()
 
     def ensure_up(self) -> None:
@@ -213,13 +214,11 @@ class PrivateServices:
             self.postgres.start()
         if not self.redis.alive():
             self.redis.start()
-        if not self.broker_redis.alive():
-            self.broker_redis.start()
         if not self.tansu.alive():
             self.tansu.start()
 
     def stop(self) -> None:
-        for stop in (self.tansu.stop, self.broker_redis.stop, self.redis.stop, self.postgres.stop):
+        for stop in (self.tansu.stop, self.celery_broker.stop, self.redis.stop, self.postgres.stop):
             try:
                 stop()
             except Exception:  # noqa: BLE001 - tear down the rest anyway

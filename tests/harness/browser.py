@@ -54,6 +54,8 @@ class ChatServer:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     starts: int = 0
+    # Settings of this server only (e.g. a small MESSAGE_MAX_CONTENT_LENGTH).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -74,7 +76,12 @@ class ChatServer:
             GATEWAY_ID=f"gw-browser-{self.port}",
             DJANGO_SETTINGS_MODULE="gochat_site.settings",
             PYTHONUNBUFFERED="1",
+            # A module's tests sign up dozens of people from one address within a
+            # minute; the sign-up and login throttles are tested through the API.
+            THROTTLE_REGISTER="1000/min",
+            THROTTLE_LOGIN="1000/min",
         )
+        env.update(self.extra_env)
         return env
 
     def migrate(self) -> None:
@@ -159,9 +166,22 @@ class ChatPage:
             page.fill("#auth-nickname", nickname)
         page.fill("#auth-password", password)
         page.click("#auth-submit")
-        page.wait_for_selector("#app-screen:not([hidden])")
+        self._wait_signed_in()
         self.wait_online()
         return self
+
+    def _wait_signed_in(self) -> None:
+        """The chat screen, or a failure that says what the page and the server said."""
+        page = self.page
+        page.wait_for_function(
+            "() => !document.querySelector('#app-screen').hidden"
+            " || !document.querySelector('#auth-error').hidden",
+            timeout=UI_TIMEOUT_MS * 2,
+        )
+        if page.is_hidden("#app-screen"):
+            raise AssertionError(
+                f"sign-in refused: {page.inner_text('#auth-error')!r}\nserver log:\n{self.server.log_tail()}"
+            )
 
     def wait_online(self) -> None:
         self.page.wait_for_selector('#conn-status[data-state="online"]')
@@ -259,9 +279,9 @@ def chromium():  # noqa: ANN201
         browser.close()
 
 
-def _server(name: str):  # noqa: ANN202
+def _server(name: str, extra_env: dict[str, str] | None = None):  # noqa: ANN202
     with tempfile.TemporaryDirectory(prefix=f"gochat-{name}-") as workdir:
-        server = ChatServer(Path(workdir))
+        server = ChatServer(Path(workdir), extra_env=dict(extra_env or {}))
         server.start()
         try:
             yield server
@@ -283,11 +303,13 @@ def own_chat_server():  # noqa: ANN201
 
 @pytest.fixture
 def open_page(chromium):  # noqa: ANN001, ANN201
-    """open_page(server) -> ChatPage in a fresh browser context (its own localStorage)."""
+    """open_page(server) -> ChatPage in a fresh browser context (its own localStorage);
+    width/height set the viewport (375 for a phone), other keywords go to new_context
+    (color_scheme="dark", permissions=["notifications"], ...)."""
     contexts = []
 
-    def factory(server: ChatServer) -> ChatPage:
-        context = chromium.new_context(viewport={"width": 1200, "height": 760})
+    def factory(server: ChatServer, *, width: int = 1200, height: int = 760, **options) -> ChatPage:  # noqa: ANN003
+        context = chromium.new_context(viewport={"width": width, "height": height}, **options)
         contexts.append(context)
         return ChatPage(context.new_page(), server)
 

@@ -64,7 +64,7 @@ def test_database_url() -> str:
     from django.db import connection
 
     db = connection.settings_dict
-    if db["ENGINE"] != "django.db.backends.postgresql":
+    if not db["ENGINE"].endswith(".postgresql"):
         raise RuntimeError("child processes share the test database only on PostgreSQL: mark the test postgres")
     user = quote(db.get("USER") or "postgres")
     password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""

@@ -39,3 +39,10 @@ def test_static_files_are_served_without_debug(client, settings, path, content_t
 
 def test_unknown_page_is_404_not_the_app(client):
     assert client.get("/no-such-page").status_code == 404
+
+
+def test_page_carries_the_message_length_limit(client, settings):
+    # The page counts characters against the server's own limit.
+    settings.MESSAGE_MAX_CONTENT_LENGTH = 1234
+    body = client.get("/").content.decode()
+    assert 'data-max-content-length="1234"' in body

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from grpc_health.v1 import health_pb2
 
+from gochat_site import ids, metrics
 from messaging.grpc.server import build_server
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get on shutdown")
 
     def handle(self, *args, **options) -> None:
+        # Refuse to start without a unique snowflake worker id (gochat_site/ids.py).
+        ids.ensure_worker_id()
         port = settings.GRPC_PORT if options["port"] is None else options["port"]
         server, bound, health_servicer = build_server(
             address=f"{options['host']}:{port}", max_workers=settings.GRPC_MAX_WORKERS
@@ -35,6 +38,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         server.start()
+        # METRICS_PORT: /metrics of this process (DB errors, Redis errors, ...); 0 = off.
+        metrics.start_metrics_server()
         logger.info("grpc_server_started", extra={"port": bound, "workers": settings.GRPC_MAX_WORKERS})
         self.stdout.write(f"gRPC listening on {options['host']}:{bound}")
         stopping.wait()

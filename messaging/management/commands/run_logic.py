@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from gochat_site import ids
 from gochat_site.health import serve_consumer_health
 from messaging.consumers_registry import CONSUMERS, ConsumerHealth, run_consumer
 
@@ -26,6 +27,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Refuse to start without a unique snowflake worker id (gochat_site/ids.py).
+        ids.ensure_worker_id()
         stop = threading.Event()
 
         def request_stop(signum: int, frame: Any) -> None:

@@ -1,11 +1,13 @@
 """`python manage.py seed_demo`: demo data for a first look at GoChat — users alice, bob
-and carol, the group "GoChat demo" with all three, and an alice-bob chat with a few
-messages. Safe to run again: it creates only what is missing (messages are de-duplicated
+and carol, the group "GoChat demo" with all three, an alice-bob chat with a few
+messages, and (where settings.ALLOW_DEMO_ADMIN: DEBUG or the embedded default) the
+demo-only superuser for /admin/. Safe to run again: it creates only what is missing (messages are de-duplicated
 by their client_msg_id). It lives in messaging because it uses every app's services."""
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -37,7 +39,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--password", default="gochat-demo", help="password of newly created demo users")
-        parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="printed in the summary")
+        # `make run` passes its HOST and PORT, so the links printed are the server's.
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="address of the server, for the printed links")
 
     def handle(self, *args: Any, **options: Any) -> None:
         password: str = options["password"]
@@ -49,7 +52,9 @@ class Command(BaseCommand):
             )
             sent = self._send(users, conversation.id, DIRECT_MESSAGES)
             sent += self._send(users, group.conversation.id, GROUP_MESSAGES)
+            admin = account_services.ensure_demo_admin(password=password) if settings.ALLOW_DEMO_ADMIN else None
         self._summary(users, created, password, group, conversation.id, sent, options["base_url"].rstrip("/"))
+        self._admin_summary(admin, password, options["base_url"].rstrip("/"))
 
     def _users(self, password: str) -> tuple[dict[str, User], set[str]]:
         users: dict[str, User] = {}
@@ -93,5 +98,20 @@ class Command(BaseCommand):
         write(f"  Web client:   {base_url}/")
         write(f"  REST API:     {base_url}/api/v1/  (log in: POST {base_url}/api/v1/auth/login)")
         write(f"  Swagger UI:   {base_url}/api/docs/")
-        write(f"  Admin:        {base_url}/admin/  (create a superuser with: python manage.py createsuperuser)")
+        write(f"  Admin:        {base_url}/admin/")
         write(f"  WebSocket:    {base_url.replace('http', 'ws', 1)}/ws?token=<access>")
+
+    def _admin_summary(self, admin: tuple[User, bool] | None, password: str, base_url: str) -> None:
+        write = self.stdout.write
+        write("")
+        if admin is None:
+            write(
+                "  No demo superuser: not allowed here (ALLOW_DEMO_ADMIN is off, as outside DEBUG and the embedded "
+                "default). Create one with: python manage.py createsuperuser"
+            )
+            return
+        user, was_created = admin
+        shown = password if was_created else "(existing account: password unchanged)"
+        write(self.style.WARNING("  DEMO ONLY - never use this account on a reachable server:"))
+        write(self.style.WARNING(f"  admin login {base_url}/admin/  user {user.username}  password: {shown}"))
+        write("  A deployment (DATABASE_URL set, DEBUG off) refuses it: migrate stops with check accounts.E001.")

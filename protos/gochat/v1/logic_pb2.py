@@ -26,49 +26,59 @@ from protos.gochat.v1 import envelopes_pb2 as gochat_dot_v1_dot_envelopes__pb2
 from protos.gochat.v1 import repo_pb2 as gochat_dot_v1_dot_repo__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15gochat/v1/logic.proto\x12\tgochat.v1\x1a\x19gochat/v1/envelopes.proto\x1a\x14gochat/v1/repo.proto\"2\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"S\n\rLoginResponse\x12\x0e\n\x06\x61\x63\x63\x65ss\x18\x01 \x01(\t\x12\x0f\n\x07refresh\x18\x02 \x01(\t\x12!\n\x04user\x18\x03 \x01(\x0b\x32\x13.gochat.v1.UserInfo\"k\n\x12SendMessageRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\x03\x12\x15\n\rclient_msg_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\x14\n\x0cmessage_type\x18\x04 \x01(\t\"O\n\x13SendMessageResponse\x12\'\n\x07message\x18\x01 \x01(\x0b\x32\x16.gochat.v1.ChatMessage\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x86\x01\n\x0eHistoryRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\x03\x12\x17\n\nbefore_seq\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x16\n\tafter_seq\x18\x03 \x01(\x03H\x01\x88\x01\x01\x12\r\n\x05limit\x18\x04 \x01(\x05\x42\r\n\x0b_before_seqB\x0c\n\n_after_seq\"M\n\x0fHistoryResponse\x12(\n\x08messages\x18\x01 \x03(\x0b\x32\x16.gochat.v1.ChatMessage\x12\x10\n\x08has_more\x18\x02 \x01(\x08\")\n\x18ListConversationsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"\xac\x01\n\x11\x43onversationEntry\x12\x31\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x1b.gochat.v1.ConversationInfo\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0f\n\x07peer_id\x18\x03 \x01(\x03\x12\x0e\n\x06unread\x18\x04 \x01(\x03\x12\x15\n\rlast_read_seq\x18\x05 \x01(\x03\x12\r\n\x05muted\x18\x06 \x01(\x08\x12\x0e\n\x06pinned\x18\x07 \x01(\x08\"P\n\x19ListConversationsResponse\x12\x33\n\rconversations\x18\x01 \x03(\x0b\x32\x1c.gochat.v1.ConversationEntry\"7\n\x0fMarkReadRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\x03\x12\x0b\n\x03seq\x18\x02 \x01(\x03\")\n\x10MarkReadResponse\x12\x15\n\rlast_read_seq\x18\x01 \x01(\x03\"p\n\x12\x43reateGroupRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06\x61vatar\x18\x03 \x01(\t\x12\x13\n\x0bmax_members\x18\x04 \x01(\x05\x12\x12\n\nmember_ids\x18\x05 \x03(\x03\"$\n\x10JoinGroupRequest\x12\x10\n\x08group_id\x18\x01 \x01(\x03\"%\n\x11LeaveGroupRequest\x12\x10\n\x08group_id\x18\x01 \x01(\x03\"\x14\n\x12LeaveGroupResponse\"M\n\x13GroupMembersRequest\x12\x10\n\x08group_id\x18\x01 \x01(\x03\x12\x15\n\rafter_user_id\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x05\"c\n\x0bGroupMember\x12!\n\x04user\x18\x01 \x01(\x0b\x32\x13.gochat.v1.UserInfo\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x14\n\x0cjoined_at_ms\x18\x03 \x01(\x03\x12\r\n\x05muted\x18\x04 \x01(\x08\"[\n\x14GroupMembersResponse\x12\'\n\x07members\x18\x01 \x03(\x0b\x32\x16.gochat.v1.GroupMember\x12\x1a\n\x12next_after_user_id\x18\x02 \x01(\x03\x32\x9f\x05\n\x0cLogicService\x12:\n\x05Login\x12\x17.gochat.v1.LoginRequest\x1a\x18.gochat.v1.LoginResponse\x12L\n\x0bSendMessage\x12\x1d.gochat.v1.SendMessageRequest\x1a\x1e.gochat.v1.SendMessageResponse\x12@\n\x07History\x12\x19.gochat.v1.HistoryRequest\x1a\x1a.gochat.v1.HistoryResponse\x12^\n\x11ListConversations\x12#.gochat.v1.ListConversationsRequest\x1a$.gochat.v1.ListConversationsResponse\x12\x43\n\x08MarkRead\x12\x1a.gochat.v1.MarkReadRequest\x1a\x1b.gochat.v1.MarkReadResponse\x12\x42\n\x0b\x43reateGroup\x12\x1d.gochat.v1.CreateGroupRequest\x1a\x14.gochat.v1.GroupInfo\x12>\n\tJoinGroup\x12\x1b.gochat.v1.JoinGroupRequest\x1a\x14.gochat.v1.GroupInfo\x12I\n\nLeaveGroup\x12\x1c.gochat.v1.LeaveGroupRequest\x1a\x1d.gochat.v1.LeaveGroupResponse\x12O\n\x0cGroupMembers\x12\x1e.gochat.v1.GroupMembersRequest\x1a\x1f.gochat.v1.GroupMembersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15gochat/v1/logic.proto\x12\tgochat.v1\x1a\x19gochat/v1/envelopes.proto\x1a\x14gochat/v1/repo.proto\"2\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"S\n\rLoginResponse\x12\x0e\n\x06\x61\x63\x63\x65ss\x18\x01 \x01(\t\x12\x0f\n\x07refresh\x18\x02 \x01(\t\x12!\n\x04user\x18\x03 \x01(\x0b\x32\x13.gochat.v1.UserInfo\"\x97\x01\n\x12SendMessageRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\x03\x12\x15\n\rclient_msg_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\x14\n\x0cmessage_type\x18\x04 \x01(\t\x12\x13\n\x0breply_to_id\x18\x05 \x01(\x03\x12\x15\n\rattachment_id\x18\x06 \x01(\x03\"O\n\x13SendMessageResponse\x12\'\n\x07message\x18\x01 \x01(\x0b\x32\x16.gochat.v1.ChatMessage\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x86\x01\n\x0eHistoryRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\x03\x12\x17\n\nbefore_seq\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x16\n\tafter_seq\x18\x03 \x01(\x03H\x01\x88\x01\x01\x12\r\n\x05limit\x18\x04 \x01(\x05\x42\r\n\x0b_before_seqB\x0c\n\n_after_seq\"\xd6\x01\n\x0fHistoryResponse\x12(\n\x08messages\x18\x01 \x03(\x0b\x32\x16.gochat.v1.ChatMessage\x12\x10\n\x08has_more\x18\x02 \x01(\x08\x12\x13\n\x0bhidden_seqs\x18\x03 \x03(\x03\x12?\n\x0bread_counts\x18\x04 \x03(\x0b\x32*.gochat.v1.HistoryResponse.ReadCountsEntry\x1a\x31\n\x0fReadCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\x03\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\")\n\x18ListConversationsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"\xfd\x01\n\x11\x43onversationEntry\x12\x31\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x1b.gochat.v1.ConversationInfo\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0f\n\x07peer_id\x18\x03 \x01(\x03\x12\x0e\n\x06unread\x18\x04 \x01(\x03\x12\x15\n\rlast_read_seq\x18\x05 \x01(\x03\x12\r\n\x05muted\x18\x06 \x01(\x08\x12\x0e\n\x06pinned\x18\x07 \x01(\x08\x12\x17\n\x0funread_mentions\x18\x08 \x01(\x03\x12\x1f\n\x12peer_last_read_seq\x18\t \x01(\x03H\x00\x88\x01\x01\x42\x15\n\x13_peer_last_read_seq\"P\n\x19ListConversationsResponse\x12\x33\n\rconversations\x18\x01 \x03(\x0b\x32\x1c.gochat.v1.ConversationEntry\"7\n\x0fMarkReadRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\x03\x12\x0b\n\x03seq\x18\x02 \x01(\x03\")\n\x10MarkReadResponse\x12\x15\n\rlast_read_seq\x18\x01 \x01(\x03\"p\n\x12\x43reateGroupRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06\x61vatar\x18\x03 \x01(\t\x12\x13\n\x0bmax_members\x18\x04 \x01(\x05\x12\x12\n\nmember_ids\x18\x05 \x03(\x03\"$\n\x10JoinGroupRequest\x12\x10\n\x08group_id\x18\x01 \x01(\x03\"%\n\x11LeaveGroupRequest\x12\x10\n\x08group_id\x18\x01 \x01(\x03\"\x14\n\x12LeaveGroupResponse\"M\n\x13GroupMembersRequest\x12\x10\n\x08group_id\x18\x01 \x01(\x03\x12\x15\n\rafter_user_id\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x05\"c\n\x0bGroupMember\x12!\n\x04user\x18\x01 \x01(\x0b\x32\x13.gochat.v1.UserInfo\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x14\n\x0cjoined_at_ms\x18\x03 \x01(\x03\x12\r\n\x05muted\x18\x04 \x01(\x08\"[\n\x14GroupMembersResponse\x12\'\n\x07members\x18\x01 \x03(\x0b\x32\x16.gochat.v1.GroupMember\x12\x1a\n\x12next_after_user_id\x18\x02 \x01(\x03\"9\n\x12\x45\x64itMessageRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\x03\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"*\n\x14RecallMessageRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\x03\"7\n\x12SetReactionRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\x03\x12\r\n\x05\x65moji\x18\x02 \x01(\t2\xf5\x06\n\x0cLogicService\x12:\n\x05Login\x12\x17.gochat.v1.LoginRequest\x1a\x18.gochat.v1.LoginResponse\x12L\n\x0bSendMessage\x12\x1d.gochat.v1.SendMessageRequest\x1a\x1e.gochat.v1.SendMessageResponse\x12@\n\x07History\x12\x19.gochat.v1.HistoryRequest\x1a\x1a.gochat.v1.HistoryResponse\x12^\n\x11ListConversations\x12#.gochat.v1.ListConversationsRequest\x1a$.gochat.v1.ListConversationsResponse\x12\x43\n\x08MarkRead\x12\x1a.gochat.v1.MarkReadRequest\x1a\x1b.gochat.v1.MarkReadResponse\x12\x42\n\x0b\x43reateGroup\x12\x1d.gochat.v1.CreateGroupRequest\x1a\x14.gochat.v1.GroupInfo\x12>\n\tJoinGroup\x12\x1b.gochat.v1.JoinGroupRequest\x1a\x14.gochat.v1.GroupInfo\x12I\n\nLeaveGroup\x12\x1c.gochat.v1.LeaveGroupRequest\x1a\x1d.gochat.v1.LeaveGroupResponse\x12O\n\x0cGroupMembers\x12\x1e.gochat.v1.GroupMembersRequest\x1a\x1f.gochat.v1.GroupMembersResponse\x12\x44\n\x0b\x45\x64itMessage\x12\x1d.gochat.v1.EditMessageRequest\x1a\x16.gochat.v1.ChatMessage\x12H\n\rRecallMessage\x12\x1f.gochat.v1.RecallMessageRequest\x1a\x16.gochat.v1.ChatMessage\x12\x44\n\x0bSetReaction\x12\x1d.gochat.v1.SetReactionRequest\x1a\x16.gochat.v1.ChatMessageb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gochat.v1.logic_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_HISTORYRESPONSE_READCOUNTSENTRY']._loaded_options = None
+  _globals['_HISTORYRESPONSE_READCOUNTSENTRY']._serialized_options = b'8\001'
   _globals['_LOGINREQUEST']._serialized_start=85
   _globals['_LOGINREQUEST']._serialized_end=135
   _globals['_LOGINRESPONSE']._serialized_start=137
   _globals['_LOGINRESPONSE']._serialized_end=220
-  _globals['_SENDMESSAGEREQUEST']._serialized_start=222
-  _globals['_SENDMESSAGEREQUEST']._serialized_end=329
-  _globals['_SENDMESSAGERESPONSE']._serialized_start=331
-  _globals['_SENDMESSAGERESPONSE']._serialized_end=410
-  _globals['_HISTORYREQUEST']._serialized_start=413
-  _globals['_HISTORYREQUEST']._serialized_end=547
-  _globals['_HISTORYRESPONSE']._serialized_start=549
-  _globals['_HISTORYRESPONSE']._serialized_end=626
-  _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=628
-  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=669
-  _globals['_CONVERSATIONENTRY']._serialized_start=672
-  _globals['_CONVERSATIONENTRY']._serialized_end=844
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=846
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=926
-  _globals['_MARKREADREQUEST']._serialized_start=928
-  _globals['_MARKREADREQUEST']._serialized_end=983
-  _globals['_MARKREADRESPONSE']._serialized_start=985
-  _globals['_MARKREADRESPONSE']._serialized_end=1026
-  _globals['_CREATEGROUPREQUEST']._serialized_start=1028
-  _globals['_CREATEGROUPREQUEST']._serialized_end=1140
-  _globals['_JOINGROUPREQUEST']._serialized_start=1142
-  _globals['_JOINGROUPREQUEST']._serialized_end=1178
-  _globals['_LEAVEGROUPREQUEST']._serialized_start=1180
-  _globals['_LEAVEGROUPREQUEST']._serialized_end=1217
-  _globals['_LEAVEGROUPRESPONSE']._serialized_start=1219
-  _globals['_LEAVEGROUPRESPONSE']._serialized_end=1239
-  _globals['_GROUPMEMBERSREQUEST']._serialized_start=1241
-  _globals['_GROUPMEMBERSREQUEST']._serialized_end=1318
-  _globals['_GROUPMEMBER']._serialized_start=1320
-  _globals['_GROUPMEMBER']._serialized_end=1419
-  _globals['_GROUPMEMBERSRESPONSE']._serialized_start=1421
-  _globals['_GROUPMEMBERSRESPONSE']._serialized_end=1512
-  _globals['_LOGICSERVICE']._serialized_start=1515
-  _globals['_LOGICSERVICE']._serialized_end=2186
+  _globals['_SENDMESSAGEREQUEST']._serialized_start=223
+  _globals['_SENDMESSAGEREQUEST']._serialized_end=374
+  _globals['_SENDMESSAGERESPONSE']._serialized_start=376
+  _globals['_SENDMESSAGERESPONSE']._serialized_end=455
+  _globals['_HISTORYREQUEST']._serialized_start=458
+  _globals['_HISTORYREQUEST']._serialized_end=592
+  _globals['_HISTORYRESPONSE']._serialized_start=595
+  _globals['_HISTORYRESPONSE']._serialized_end=809
+  _globals['_HISTORYRESPONSE_READCOUNTSENTRY']._serialized_start=760
+  _globals['_HISTORYRESPONSE_READCOUNTSENTRY']._serialized_end=809
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=811
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=852
+  _globals['_CONVERSATIONENTRY']._serialized_start=855
+  _globals['_CONVERSATIONENTRY']._serialized_end=1108
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=1110
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=1190
+  _globals['_MARKREADREQUEST']._serialized_start=1192
+  _globals['_MARKREADREQUEST']._serialized_end=1247
+  _globals['_MARKREADRESPONSE']._serialized_start=1249
+  _globals['_MARKREADRESPONSE']._serialized_end=1290
+  _globals['_CREATEGROUPREQUEST']._serialized_start=1292
+  _globals['_CREATEGROUPREQUEST']._serialized_end=1404
+  _globals['_JOINGROUPREQUEST']._serialized_start=1406
+  _globals['_JOINGROUPREQUEST']._serialized_end=1442
+  _globals['_LEAVEGROUPREQUEST']._serialized_start=1444
+  _globals['_LEAVEGROUPREQUEST']._serialized_end=1481
+  _globals['_LEAVEGROUPRESPONSE']._serialized_start=1483
+  _globals['_LEAVEGROUPRESPONSE']._serialized_end=1503
+  _globals['_GROUPMEMBERSREQUEST']._serialized_start=1505
+  _globals['_GROUPMEMBERSREQUEST']._serialized_end=1582
+  _globals['_GROUPMEMBER']._serialized_start=1584
+  _globals['_GROUPMEMBER']._serialized_end=1683
+  _globals['_GROUPMEMBERSRESPONSE']._serialized_start=1685
+  _globals['_GROUPMEMBERSRESPONSE']._serialized_end=1776
+  _globals['_EDITMESSAGEREQUEST']._serialized_start=1778
+  _globals['_EDITMESSAGEREQUEST']._serialized_end=1835
+  _globals['_RECALLMESSAGEREQUEST']._serialized_start=1837
+  _globals['_RECALLMESSAGEREQUEST']._serialized_end=1879
+  _globals['_SETREACTIONREQUEST']._serialized_start=1881
+  _globals['_SETREACTIONREQUEST']._serialized_end=1936
+  _globals['_LOGICSERVICE']._serialized_start=1939
+  _globals['_LOGICSERVICE']._serialized_end=2824
 # @@protoc_insertion_point(module_scope)

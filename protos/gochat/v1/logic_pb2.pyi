@@ -27,16 +27,20 @@ class LoginResponse(_message.Message):
     def __init__(self, access: _Optional[str] = ..., refresh: _Optional[str] = ..., user: _Optional[_Union[_repo_pb2.UserInfo, _Mapping]] = ...) -> None: ...
 
 class SendMessageRequest(_message.Message):
-    __slots__ = ("conversation_id", "client_msg_id", "content", "message_type")
+    __slots__ = ("conversation_id", "client_msg_id", "content", "message_type", "reply_to_id", "attachment_id")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_MSG_ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    REPLY_TO_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTACHMENT_ID_FIELD_NUMBER: _ClassVar[int]
     conversation_id: int
     client_msg_id: str
     content: str
     message_type: str
-    def __init__(self, conversation_id: _Optional[int] = ..., client_msg_id: _Optional[str] = ..., content: _Optional[str] = ..., message_type: _Optional[str] = ...) -> None: ...
+    reply_to_id: int
+    attachment_id: int
+    def __init__(self, conversation_id: _Optional[int] = ..., client_msg_id: _Optional[str] = ..., content: _Optional[str] = ..., message_type: _Optional[str] = ..., reply_to_id: _Optional[int] = ..., attachment_id: _Optional[int] = ...) -> None: ...
 
 class SendMessageResponse(_message.Message):
     __slots__ = ("message", "created")
@@ -59,12 +63,23 @@ class HistoryRequest(_message.Message):
     def __init__(self, conversation_id: _Optional[int] = ..., before_seq: _Optional[int] = ..., after_seq: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class HistoryResponse(_message.Message):
-    __slots__ = ("messages", "has_more")
+    __slots__ = ("messages", "has_more", "hidden_seqs", "read_counts")
+    class ReadCountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    HIDDEN_SEQS_FIELD_NUMBER: _ClassVar[int]
+    READ_COUNTS_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[_envelopes_pb2.ChatMessage]
     has_more: bool
-    def __init__(self, messages: _Optional[_Iterable[_Union[_envelopes_pb2.ChatMessage, _Mapping]]] = ..., has_more: _Optional[bool] = ...) -> None: ...
+    hidden_seqs: _containers.RepeatedScalarFieldContainer[int]
+    read_counts: _containers.ScalarMap[int, int]
+    def __init__(self, messages: _Optional[_Iterable[_Union[_envelopes_pb2.ChatMessage, _Mapping]]] = ..., has_more: _Optional[bool] = ..., hidden_seqs: _Optional[_Iterable[int]] = ..., read_counts: _Optional[_Mapping[int, int]] = ...) -> None: ...
 
 class ListConversationsRequest(_message.Message):
     __slots__ = ("limit",)
@@ -73,7 +88,7 @@ class ListConversationsRequest(_message.Message):
     def __init__(self, limit: _Optional[int] = ...) -> None: ...
 
 class ConversationEntry(_message.Message):
-    __slots__ = ("conversation", "title", "peer_id", "unread", "last_read_seq", "muted", "pinned")
+    __slots__ = ("conversation", "title", "peer_id", "unread", "last_read_seq", "muted", "pinned", "unread_mentions", "peer_last_read_seq")
     CONVERSATION_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +96,8 @@ class ConversationEntry(_message.Message):
     LAST_READ_SEQ_FIELD_NUMBER: _ClassVar[int]
     MUTED_FIELD_NUMBER: _ClassVar[int]
     PINNED_FIELD_NUMBER: _ClassVar[int]
+    UNREAD_MENTIONS_FIELD_NUMBER: _ClassVar[int]
+    PEER_LAST_READ_SEQ_FIELD_NUMBER: _ClassVar[int]
     conversation: _repo_pb2.ConversationInfo
     title: str
     peer_id: int
@@ -88,7 +105,9 @@ class ConversationEntry(_message.Message):
     last_read_seq: int
     muted: bool
     pinned: bool
-    def __init__(self, conversation: _Optional[_Union[_repo_pb2.ConversationInfo, _Mapping]] = ..., title: _Optional[str] = ..., peer_id: _Optional[int] = ..., unread: _Optional[int] = ..., last_read_seq: _Optional[int] = ..., muted: _Optional[bool] = ..., pinned: _Optional[bool] = ...) -> None: ...
+    unread_mentions: int
+    peer_last_read_seq: int
+    def __init__(self, conversation: _Optional[_Union[_repo_pb2.ConversationInfo, _Mapping]] = ..., title: _Optional[str] = ..., peer_id: _Optional[int] = ..., unread: _Optional[int] = ..., last_read_seq: _Optional[int] = ..., muted: _Optional[bool] = ..., pinned: _Optional[bool] = ..., unread_mentions: _Optional[int] = ..., peer_last_read_seq: _Optional[int] = ...) -> None: ...
 
 class ListConversationsResponse(_message.Message):
     __slots__ = ("conversations",)
@@ -169,3 +188,25 @@ class GroupMembersResponse(_message.Message):
     members: _containers.RepeatedCompositeFieldContainer[GroupMember]
     next_after_user_id: int
     def __init__(self, members: _Optional[_Iterable[_Union[GroupMember, _Mapping]]] = ..., next_after_user_id: _Optional[int] = ...) -> None: ...
+
+class EditMessageRequest(_message.Message):
+    __slots__ = ("message_id", "content")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    message_id: int
+    content: str
+    def __init__(self, message_id: _Optional[int] = ..., content: _Optional[str] = ...) -> None: ...
+
+class RecallMessageRequest(_message.Message):
+    __slots__ = ("message_id",)
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    message_id: int
+    def __init__(self, message_id: _Optional[int] = ...) -> None: ...
+
+class SetReactionRequest(_message.Message):
+    __slots__ = ("message_id", "emoji")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    EMOJI_FIELD_NUMBER: _ClassVar[int]
+    message_id: int
+    emoji: str
+    def __init__(self, message_id: _Optional[int] = ..., emoji: _Optional[str] = ...) -> None: ...

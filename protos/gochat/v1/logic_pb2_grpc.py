@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from protos.gochat.v1 import envelopes_pb2 as gochat_dot_v1_dot_envelopes__pb2
 from protos.gochat.v1 import logic_pb2 as gochat_dot_v1_dot_logic__pb2
 from protos.gochat.v1 import repo_pb2 as gochat_dot_v1_dot_repo__pb2
 
@@ -80,6 +81,21 @@ class LogicServiceStub:
                 request_serializer=gochat_dot_v1_dot_logic__pb2.GroupMembersRequest.SerializeToString,
                 response_deserializer=gochat_dot_v1_dot_logic__pb2.GroupMembersResponse.FromString,
                 _registered_method=True)
+        self.EditMessage = channel.unary_unary(
+                '/gochat.v1.LogicService/EditMessage',
+                request_serializer=gochat_dot_v1_dot_logic__pb2.EditMessageRequest.SerializeToString,
+                response_deserializer=gochat_dot_v1_dot_envelopes__pb2.ChatMessage.FromString,
+                _registered_method=True)
+        self.RecallMessage = channel.unary_unary(
+                '/gochat.v1.LogicService/RecallMessage',
+                request_serializer=gochat_dot_v1_dot_logic__pb2.RecallMessageRequest.SerializeToString,
+                response_deserializer=gochat_dot_v1_dot_envelopes__pb2.ChatMessage.FromString,
+                _registered_method=True)
+        self.SetReaction = channel.unary_unary(
+                '/gochat.v1.LogicService/SetReaction',
+                request_serializer=gochat_dot_v1_dot_logic__pb2.SetReactionRequest.SerializeToString,
+                response_deserializer=gochat_dot_v1_dot_envelopes__pb2.ChatMessage.FromString,
+                _registered_method=True)
 
 
 class LogicServiceServicer:
@@ -139,6 +155,25 @@ class LogicServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EditMessage(self, request, context):
+        """Issue 10: message lifecycle. Each answers the message's current state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecallMessage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetReaction(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LogicServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -186,6 +221,21 @@ def add_LogicServiceServicer_to_server(servicer, server):
                     servicer.GroupMembers,
                     request_deserializer=gochat_dot_v1_dot_logic__pb2.GroupMembersRequest.FromString,
                     response_serializer=gochat_dot_v1_dot_logic__pb2.GroupMembersResponse.SerializeToString,
+            ),
+            'EditMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.EditMessage,
+                    request_deserializer=gochat_dot_v1_dot_logic__pb2.EditMessageRequest.FromString,
+                    response_serializer=gochat_dot_v1_dot_envelopes__pb2.ChatMessage.SerializeToString,
+            ),
+            'RecallMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecallMessage,
+                    request_deserializer=gochat_dot_v1_dot_logic__pb2.RecallMessageRequest.FromString,
+                    response_serializer=gochat_dot_v1_dot_envelopes__pb2.ChatMessage.SerializeToString,
+            ),
+            'SetReaction': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetReaction,
+                    request_deserializer=gochat_dot_v1_dot_logic__pb2.SetReactionRequest.FromString,
+                    response_serializer=gochat_dot_v1_dot_envelopes__pb2.ChatMessage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -431,6 +481,87 @@ class LogicService:
             '/gochat.v1.LogicService/GroupMembers',
             gochat_dot_v1_dot_logic__pb2.GroupMembersRequest.SerializeToString,
             gochat_dot_v1_dot_logic__pb2.GroupMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EditMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gochat.v1.LogicService/EditMessage',
+            gochat_dot_v1_dot_logic__pb2.EditMessageRequest.SerializeToString,
+            gochat_dot_v1_dot_envelopes__pb2.ChatMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecallMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gochat.v1.LogicService/RecallMessage',
+            gochat_dot_v1_dot_logic__pb2.RecallMessageRequest.SerializeToString,
+            gochat_dot_v1_dot_envelopes__pb2.ChatMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetReaction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gochat.v1.LogicService/SetReaction',
+            gochat_dot_v1_dot_logic__pb2.SetReactionRequest.SerializeToString,
+            gochat_dot_v1_dot_envelopes__pb2.ChatMessage.FromString,
             options,
             channel_credentials,
             insecure,

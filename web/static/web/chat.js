@@ -17,6 +17,12 @@
   const ACK_TIMEOUT_MS = 10000;
   const PING_INTERVAL_MS = 25000;
   const MAX_BACKOFF_MS = 15000;
+  const PONG_TIMEOUT_MS = 10000;
+  // The server's MESSAGE_MAX_CONTENT_LENGTH, put on <body> by the page's template.
+  const MAX_CONTENT_LENGTH = Number(document.body && document.body.dataset.maxContentLength) || 4000;
+  // The counter appears from this share of the limit on.
+  const COUNTER_FROM = 0.9;
+  const MEMBERS_PAGE = 100;
 
   const $ = (id) => document.getElementById(id);
 
@@ -33,7 +39,24 @@
     pingTimer: null,
     ackTimers: new Map(),
     convLoad: null,
+    reconnectAt: 0, // when the scheduled reconnect fires (ms), for the countdown
+    countdownTimer: null,
+    pongTimer: null,
+    presence: new Map(), // user id -> {online, last_seen} pushed by `presence` frames
+    group: null, // the open group panel: {conversationId, groupId, group, members, next}
   };
+
+  // --- extension points (web/static/web/lifecycle.js and later features use these) ------
+  // frameHandlers: WebSocket frame type -> function(data, frame); add a type with
+  //   GoChat.onFrame("typing", fn).
+  // messageDecorators: functions (node, message, ctx) called for every rendered message
+  //   bubble (ctx: {mine, pending, conversation}); add one with GoChat.decorateMessage(fn).
+  const frameHandlers = {};
+  const messageDecorators = [];
+  // conversationDecorators: functions (item, conversation) for each conversation list row.
+  const conversationDecorators = [];
+  // composeHooks: functions (conversationId, content) -> {extra?, local?} run for every send.
+  const composeHooks = [];
 
   // --- small helpers -----------------------------------------------------------------------
 
@@ -51,6 +74,30 @@
     if (className) node.className = className;
     if (text !== undefined) node.textContent = text;
     return node;
+  }
+
+  // Message text with http(s) links made clickable, built from text nodes and <a>
+  // elements only: nothing a user typed can become markup.
+  const URL_RE = /\bhttps?:\/\/[^\s<>"']+/gi;
+  function linkified(text) {
+    const out = document.createDocumentFragment();
+    let last = 0;
+    for (const match of String(text || "").matchAll(URL_RE)) {
+      let url = match[0];
+      // Trailing punctuation ends a sentence, not the link.
+      const trail = /[.,;:!?)\]}]+$/.exec(url);
+      if (trail) url = url.slice(0, -trail[0].length);
+      if (match.index > last) out.append(text.slice(last, match.index));
+      const a = document.createElement("a");
+      a.href = url;
+      a.textContent = url;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer nofollow";
+      out.append(a);
+      last = match.index + url.length;
+    }
+    if (last < String(text || "").length) out.append(text.slice(last));
+    return out;
   }
 
   function me() {
@@ -116,10 +163,16 @@
   function errorText(err) {
     if (!(err instanceof ApiError)) return "Something went wrong. Please try again.";
     if (err.status === 0) return "Cannot reach the server. Check your connection.";
-    const fieldErrors = Object.entries(err.details || {})
-      .filter(([, v]) => Array.isArray(v) && v.length)
-      .map(([k, v]) => `${k}: ${v.join(" ")}`);
-    return fieldErrors.length ? `${err.message} (${fieldErrors.join("; ")})` : err.message;
+    return withDetails(err.message, err.details);
+  }
+
+  // "invalid send-message (content: At most 4000 characters.)": the server's reason with
+  // its per-field details, as REST answers and WebSocket error frames carry them.
+  function withDetails(message, details) {
+    const fieldErrors = Object.entries(details || {})
+      .filter(([, v]) => (Array.isArray(v) && v.length) || typeof v === "string" || typeof v === "number")
+      .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(" ") : v}`);
+    return fieldErrors.length ? `${message} (${fieldErrors.join("; ")})` : message;
   }
 
   // --- tokens and REST -------------------------------------------------------------------
@@ -284,6 +337,9 @@
     state.chats.clear();
     state.outbox.clear();
     state.activeId = null;
+    state.presence.clear();
+    closeGroupPanel();
+    if (location.hash) history.replaceState(null, "", location.pathname + location.search);
     $("app-screen").hidden = true;
     $("auth-screen").hidden = false;
     document.title = "GoChat";
@@ -307,6 +363,7 @@
     // One request at a time; callers arriving meanwhile share it.
     if (state.convLoad) return state.convLoad;
     state.convLoad = (async () => {
+      const started = Date.now();
       try {
         const data = await api("GET", "conversations");
         const list = Array.isArray(data) ? data : (data && data.results) || [];
@@ -324,6 +381,13 @@
             recountUnread(conv);
           }
           fresh.set(conv.id, conv);
+          // The list's presence is fresh unless a push arrived after this request began.
+          if (conv.type === "single" && conv.peer) {
+            const pushed = state.presence.get(String(conv.peer.id));
+            if (!pushed || pushed.at < started) {
+              state.presence.set(String(conv.peer.id), { online: Boolean(conv.peer_online), last_seen: pushed ? pushed.last_seen : null, at: started });
+            }
+          }
         }
         state.convs = fresh;
         renderConversations();
@@ -333,6 +397,13 @@
       }
     })();
     return state.convLoad;
+  }
+
+  // Pushed presence (a `presence` frame) wins over the list's peer_online, which is only
+  // as fresh as the last conversation list load.
+  function peerOnline(conv) {
+    const pushed = conv.peer && state.presence.get(String(conv.peer.id));
+    return pushed ? pushed.online : Boolean(conv.peer_online);
   }
 
   function conversationTitle(conv) {
@@ -355,8 +426,10 @@
       const avatar = el("span", "avatar");
       paintAvatar(avatar, title, conv.id);
       if (conv.type === "single") {
-        const dot = el("span", conv.peer_online ? "presence-dot online" : "presence-dot");
-        dot.title = conv.peer_online ? "Online" : "Offline";
+        const online = peerOnline(conv);
+        const dot = el("span", online ? "presence-dot online" : "presence-dot");
+        dot.title = online ? "Online" : "Offline";
+        dot.dataset.online = String(online);
         avatar.append(dot);
       }
       const body = el("div", "conversation-body");
@@ -376,6 +449,9 @@
       item.append(avatar, body);
       item.addEventListener("click", () => openConversation(conv.id));
       item.addEventListener("keydown", (e) => { if (e.key === "Enter") openConversation(conv.id); });
+      for (const decorate of conversationDecorators) {
+        try { decorate(item, conv); } catch (err) { console.error(err); }
+      }
       list.append(item);
     }
     $("conversation-empty").hidden = convs.length > 0;
@@ -436,21 +512,28 @@
   function minSeq(chat) {
     let min = Infinity;
     for (const seq of chat.messages.keys()) if (seq < min) min = seq;
+    // Seqs of messages this user hid (delete for me) are known too: not a gap.
+    if (chat.hidden) for (const seq of chat.hidden) if (seq < min) min = seq;
     return min === Infinity ? 0 : min;
   }
 
   // Highest seq up to which this page holds every message (from the oldest loaded one):
   // syncs and gap pulls start after it, so a hole is always filled.
   function contiguousTop(chat) {
-    if (!chat.messages.size) return 0;
+    if (!chat.messages.size && !(chat.hidden && chat.hidden.size)) return 0;
     let seq = minSeq(chat);
-    while (chat.messages.has(seq + 1)) seq += 1;
+    while (chat.messages.has(seq + 1) || (chat.hidden && chat.hidden.has(seq + 1))) seq += 1;
     return seq;
   }
 
-  function addMessages(convId, messages) {
+  // hiddenSeqs: seqs the user hid (history/sync `hidden_seqs`), held so they are no gap.
+  function addMessages(convId, messages, hiddenSeqs) {
     const chat = state.chats.get(convId);
     if (!chat || !chat.loaded) return;
+    if (hiddenSeqs && hiddenSeqs.length) {
+      if (!chat.hidden) chat.hidden = new Set();
+      for (const seq of hiddenSeqs) chat.hidden.add(seq);
+    }
     for (const m of messages) {
       chat.messages.set(m.seq, m);
       // Our own message arriving another way (sync, another tab) settles its pending copy.
@@ -467,7 +550,7 @@
       for (let page = 0; page < 50; page += 1) {
         const after = contiguousTop(chat);
         const data = await api("GET", `messages/history?conversation_id=${encodeURIComponent(convId)}&after_seq=${after}&limit=${SYNC_LIMIT}`);
-        addMessages(convId, data.messages);
+        addMessages(convId, data.messages, data.hidden_seqs);
         for (const m of data.messages) bumpConversation(m);
         if (!data.has_more || !data.messages.length) break;
       }
@@ -484,7 +567,7 @@
     const data = await api("GET", `messages/history?conversation_id=${encodeURIComponent(convId)}&limit=${PAGE_SIZE}`);
     chat.loaded = true;
     chat.hasMoreBefore = data.has_more;
-    addMessages(convId, data.messages);
+    addMessages(convId, data.messages, data.hidden_seqs);
   }
 
   async function loadOlder(convId, limit = PAGE_SIZE) {
@@ -499,7 +582,7 @@
     try {
       const data = await api("GET", `messages/history?conversation_id=${encodeURIComponent(convId)}&before_seq=${before}&limit=${limit}`);
       chat.hasMoreBefore = data.has_more;
-      addMessages(convId, data.messages);
+      addMessages(convId, data.messages, data.hidden_seqs);
       // Keep the message under the reader's eyes where it was.
       if (convId === state.activeId) box.scrollTop = box.scrollHeight - fromBottom;
     } catch (err) {
@@ -515,7 +598,10 @@
     const node = $("history-status");
     if (!chat || !chat.loaded) node.textContent = "Loading…";
     else if (chat.hasMoreBefore) node.textContent = "Scroll up for earlier messages";
-    else node.textContent = chat.messages.size ? "Beginning of the conversation" : "No messages yet — say hello!";
+    else {
+      const pending = Array.from(state.outbox.values()).some((p) => p.conversation_id === state.activeId);
+      node.textContent = chat.messages.size || pending ? "Beginning of the conversation" : "No messages yet — say hello!";
+    }
   }
 
   function renderChatHeader() {
@@ -527,16 +613,83 @@
     if (conv.type === "group" && conv.group) {
       $("chat-subtitle").textContent = `Group · ID ${conv.group.id} (share it so others can join)`;
     } else if (conv.peer) {
-      $("chat-subtitle").textContent = `@${conv.peer.username}`;
+      const seen = state.presence.get(String(conv.peer.id));
+      let status = "";
+      if (peerOnline(conv)) status = " · online";
+      else if (seen && seen.last_seen) status = ` · last seen ${listTimeLabel(seen.last_seen)}`;
+      $("chat-subtitle").textContent = `@${conv.peer.username}${status}`;
     } else {
       $("chat-subtitle").textContent = "";
     }
+    $("group-info").hidden = !(conv.type === "group" && conv.group);
   }
 
-  async function openConversation(convId) {
+  // --- the URL: #/c/<conversation id> ------------------------------------------------------
+  // Each open conversation has its own URL, so Back returns to the list, a reload opens the
+  // same chat and a link opens it directly.
+
+  function routeId() {
+    const m = /^#\/c\/(\d+)$/.exec(location.hash);
+    return m ? m[1] : null;
+  }
+
+  function setRoute(convId) {
+    const target = convId ? `#/c/${convId}` : "#/";
+    if (location.hash === target) return;
+    if (convId && !routeId()) {
+      // From the list into a chat: a new history entry, so Back leaves the chat.
+      history.pushState({ fromList: true }, "", target);
+    } else {
+      history.replaceState(history.state, "", target);
+    }
+  }
+
+  async function applyRoute() {
+    if (!state.auth) return;
+    const convId = routeId();
+    if (convId && convId === state.activeId) return;
+    if (!convId) { closeConversation(); return; }
+    if (!state.convs.has(convId)) {
+      try { await loadConversations(); } catch { /* shown by the list */ }
+    }
+    if (state.convs.has(convId)) openConversation(convId, { route: false });
+    else {
+      toast("That conversation is not available.");
+      history.replaceState(null, "", "#/");
+      closeConversation();
+    }
+  }
+
+  function goBack() {
+    // Back where we came from when the chat was opened from the list; a chat opened by a
+    // link or a reload has no list entry behind it, so replace it with the list.
+    if (history.state && history.state.fromList) history.back();
+    else {
+      history.replaceState(null, "", "#/");
+      closeConversation();
+    }
+  }
+
+  function closeConversation() {
+    state.activeId = null;
+    closeGroupPanel();
+    $("chat-pane").hidden = true;
+    $("chat-placeholder").hidden = false;
+    $("app-screen").classList.remove("chat-open");
+    renderConversations();
+  }
+
+  async function openConversation(convId, { route = true } = {}) {
     const conv = state.convs.get(convId);
     if (!conv) return;
+    if (state.activeId !== convId) {
+      closeGroupPanel();
+      // The "new messages" marker sits at the first message this user has not read.
+      const chat0 = chatOf(convId);
+      chat0.firstUnreadSeq = (conv.last_seq || 0) > (conv.last_read_seq || 0) ? (conv.last_read_seq || 0) + 1 : null;
+    }
     state.activeId = convId;
+    if (route) setRoute(convId);
     $("chat-placeholder").hidden = true;
     $("chat-pane").hidden = false;
     $("app-screen").classList.add("chat-open");
@@ -556,7 +709,10 @@
       // A short first page may not fill the pane: no scrollbar, no scroll event.
       await fillPane(convId);
     }
+    const marker = document.querySelector("#message-list .unread-marker");
+    if (marker) marker.scrollIntoView({ block: "start" });
     if (pageVisible()) markRead(convId);
+    updateCounter();
     $("composer-input").focus();
   }
 
@@ -580,7 +736,9 @@
       item.dataset.id = m.id;
     }
     if (showSender) item.append(el("span", "sender", m.sender_name || "Someone"));
-    const bubble = el("div", "bubble", m.status === "recalled" ? "Message recalled" : m.content);
+    const bubble = el("div", "bubble");
+    if (m.status === "recalled") bubble.textContent = "Message recalled";
+    else bubble.append(linkified(m.content));
     const meta = el("div", "meta");
     meta.append(el("span", "time", timeLabel(m.created_at)));
     if (pending && pending.state === "sending") {
@@ -588,17 +746,40 @@
     } else if (pending && pending.state === "failed") {
       const label = el("span", "state", "Not sent");
       if (pending.error) label.title = pending.error;
-      const retry = el("button", "retry", "Retry");
-      retry.type = "button";
-      retry.addEventListener("click", () => retrySend(pending.client_msg_id));
-      meta.append(label, retry);
+      meta.append(label);
+      // Retry only what could succeed later: a message the server refused as bad input
+      // (too long, say) would be refused again.
+      if (!pending.permanent) {
+        const retry = el("button", "retry", "Retry");
+        retry.type = "button";
+        retry.addEventListener("click", () => retrySend(pending.client_msg_id));
+        meta.append(retry);
+      }
+      const discard = el("button", "retry discard", "Discard");
+      discard.type = "button";
+      discard.addEventListener("click", () => discardPending(pending.client_msg_id));
+      meta.append(discard);
     } else if (mine) {
       meta.append(el("span", "state", "Sent"));
     }
     item.append(bubble);
-    if (showMeta) item.append(meta);
+    if (pending && pending.state === "failed" && pending.error) {
+      item.append(el("div", "send-error", pending.error));
+    }
+    if (showMeta || (pending && pending.state === "failed")) item.append(meta);
     else item.title = `${timeLabel(m.created_at)}${mine ? " · Sent" : ""}`;
+    const ctx = { mine, pending: pending || null, conversation: state.convs.get(m.conversation_id || (pending && pending.conversation_id)) };
+    for (const decorate of messageDecorators) {
+      try { decorate(item, m, ctx); } catch (err) { console.error(err); }
+    }
     return item;
+  }
+
+  // One message as a list item, for extensions that re-render a single message in place.
+  function renderMessage(m) {
+    const myId = me() && me().id;
+    const conv = state.convs.get(m.conversation_id);
+    return messageNode(m, { mine: m.sender_id === myId, showSender: conv && conv.type === "group" && m.sender_id !== myId, pending: null, showMeta: true });
   }
 
   function renderMessages({ toBottom = false } = {}) {
@@ -616,11 +797,12 @@
     const rows = Array.from(chat.messages.values()).sort((a, b) => a.seq - b.seq).map((m) => ({ m }));
     for (const p of state.outbox.values()) {
       if (p.conversation_id === convId) {
-        rows.push({ m: { content: p.content, created_at: p.created_at, sender_id: myId }, pending: p });
+        rows.push({ m: { content: p.content, created_at: p.created_at, sender_id: myId, conversation_id: p.conversation_id, ...(p.local || {}) }, pending: p });
       }
     }
     let lastDay = null;
     let lastSender = null;
+    let markerPlaced = false;
     const minute = (iso) => String(iso).slice(0, 16);
     rows.forEach((row, i) => {
       // Time and state once per run of one sender's messages within a minute.
@@ -636,6 +818,11 @@
       }
       lastDay = day;
       const mine = row.m.sender_id === myId;
+      if (!markerPlaced && chat.firstUnreadSeq && !row.pending && !mine && row.m.seq >= chat.firstUnreadSeq) {
+        list.append(el("li", "unread-marker", "New messages"));
+        markerPlaced = true;
+        lastSender = null;
+      }
       const showSender = isGroup && !mine && row.m.sender_id !== lastSender;
       list.append(messageNode(row.m, { mine, showSender, pending: row.pending, showMeta: row.showMeta }));
       lastSender = row.m.sender_id;
@@ -654,8 +841,8 @@
   function saveOutbox() {
     const key = outboxKey();
     if (!key) return;
-    const items = Array.from(state.outbox.values()).map(({ client_msg_id, conversation_id, content, created_at }) => ({
-      client_msg_id, conversation_id, content, created_at,
+    const items = Array.from(state.outbox.values()).map(({ client_msg_id, conversation_id, content, created_at, extra, local }) => ({
+      client_msg_id, conversation_id, content, created_at, extra, local,
     }));
     if (items.length) localStorage.setItem(key, JSON.stringify(items));
     else localStorage.removeItem(key);
@@ -690,6 +877,8 @@
         conversation_id: pending.conversation_id,
         content: pending.content,
         message_type: "text",
+        // reply_to, attachment_id, message_type of an attachment (lifecycle.js)
+        ...(pending.extra || {}),
       },
     });
     // Offline: the message waits in the outbox and goes out when the socket is back.
@@ -700,11 +889,20 @@
     }
   }
 
-  function sendText(convId, content) {
+  // extra: fields for the send-message frame (reply_to, attachment_id, message_type);
+  // local: how the message shows until the server's copy arrives (reply_to, attachment).
+  function sendText(convId, content, { extra = null, local = null } = {}) {
+    for (const hook of composeHooks) {
+      const more = hook(convId, content) || {};
+      if (more.extra) extra = { ...(extra || {}), ...more.extra };
+      if (more.local) local = { ...(local || {}), ...more.local };
+    }
     const pending = {
       client_msg_id: newClientMsgId(),
       conversation_id: convId,
       content,
+      extra,
+      local,
       created_at: new Date().toISOString(),
       state: "sending",
       error: "",
@@ -722,14 +920,23 @@
     if (pending.conversation_id === state.activeId) renderMessages();
   }
 
-  function failPending(clientMsgId, error) {
+  // permanent: the server refused the message itself (bad input, not a member), so
+  // sending it again cannot help; only Discard is offered.
+  function failPending(clientMsgId, error, { permanent = false } = {}) {
     const pending = state.outbox.get(clientMsgId);
     if (!pending) return;
     clearTimeout(state.ackTimers.get(clientMsgId));
     state.ackTimers.delete(clientMsgId);
     pending.state = "failed";
     pending.error = error;
+    pending.permanent = permanent;
     if (pending.conversation_id === state.activeId) renderMessages();
+  }
+
+  // The user gives up on an unsent message: it leaves the screen and localStorage.
+  function discardPending(clientMsgId) {
+    const pending = settlePending(clientMsgId);
+    if (pending && pending.conversation_id === state.activeId) renderMessages();
   }
 
   function settlePending(clientMsgId) {
@@ -746,9 +953,26 @@
     const input = $("composer-input");
     const content = input.value;
     if (!content.trim() || !state.activeId) return;
+    // Over the server's limit: refused here, before it could fail there.
+    if (content.length > MAX_CONTENT_LENGTH) { updateCounter(); return; }
     input.value = "";
     autoGrow();
+    updateCounter();
     sendText(state.activeId, content);
+  }
+
+  // Characters left, shown near the limit; over it the send is blocked and says by how much.
+  function updateCounter() {
+    const length = $("composer-input").value.length;
+    const node = $("composer-count");
+    const over = length > MAX_CONTENT_LENGTH;
+    node.hidden = length < MAX_CONTENT_LENGTH * COUNTER_FROM;
+    node.textContent = over
+      ? `${length - MAX_CONTENT_LENGTH} characters too long (max ${MAX_CONTENT_LENGTH})`
+      : `${length} / ${MAX_CONTENT_LENGTH}`;
+    node.classList.toggle("over", over);
+    $("composer-send").disabled = over;
+    $("composer").classList.toggle("over", over);
   }
 
   function autoGrow() {
@@ -759,10 +983,27 @@
 
   // --- the WebSocket ---------------------------------------------------------------------
 
+  // The badge tells the socket's real state: "Connecting…" from new WebSocket until the
+  // server's first frame, "Online" while frames (pongs included) keep coming, "Offline"
+  // with a countdown to the next attempt after a close or a missed pong. A click while
+  // offline retries at once.
   function setConn(status) {
     const node = $("conn-status");
     node.dataset.state = status;
-    node.textContent = { online: "Online", connecting: "Connecting…", offline: "Offline — reconnecting" }[status];
+    clearInterval(state.countdownTimer);
+    state.countdownTimer = null;
+    if (status === "offline") {
+      const paint = () => {
+        const left = Math.max(0, Math.ceil((state.reconnectAt - Date.now()) / 1000));
+        node.textContent = state.reconnectTimer ? `Offline — retrying in ${left} s` : "Offline";
+      };
+      paint();
+      state.countdownTimer = setInterval(paint, 500);
+      node.title = "Not connected. Click to retry now.";
+    } else {
+      node.textContent = status === "online" ? "Online" : "Connecting…";
+      node.title = status === "online" ? "Connected" : "Connecting to the server";
+    }
   }
 
   function connect() {
@@ -784,20 +1025,30 @@
       try { frame = JSON.parse(event.data); } catch { return; }
       // Backoff is reset by a frame, not by open: a socket refused with 4001 opens first.
       state.backoff = 0;
-      setConn("online");
+      clearTimeout(state.pongTimer);
+      state.pongTimer = null;
+      if ($("conn-status").dataset.state !== "online") setConn("online");
       handleFrame(frame);
     };
-    ws.onclose = (event) => {
+    ws.onclose = (event) => socketGone(ws, event.code);
+  }
+
+  // The socket closed, or stopped answering pings (a dead network often fires no close
+  // for minutes): forget it, show offline and schedule the reconnect.
+  function socketGone(ws, code) {
+    {
       if (state.ws !== ws) return;
       state.ws = null;
       state.wsOpen = false;
       clearInterval(state.pingTimer);
+      clearTimeout(state.pongTimer);
+      state.pongTimer = null;
       // Unacknowledged messages stay "sending": they are sent again after reconnect.
       for (const [id, timer] of state.ackTimers) { clearTimeout(timer); state.ackTimers.delete(id); }
       if (!state.auth) return;
       setConn("offline");
-      onClosed(event.code);
-    };
+      onClosed(code);
+    }
   }
 
   async function onClosed(code) {
@@ -816,7 +1067,20 @@
     const base = Math.min(MAX_BACKOFF_MS, 500 * 2 ** state.backoff);
     state.backoff = Math.min(state.backoff + 1, 10);
     const delay = base * (0.75 + Math.random() * 0.5); // jitter: clients do not return in lockstep
+    state.reconnectAt = Date.now() + delay;
     state.reconnectTimer = setTimeout(connect, delay);
+    setConn("offline");
+  }
+
+  function ping() {
+    if (!wsSend({ type: "ping" })) return;
+    const ws = state.ws;
+    clearTimeout(state.pongTimer);
+    state.pongTimer = setTimeout(() => {
+      // No frame at all since the ping: the socket is dead even if no close came.
+      try { ws.close(4000, "no pong"); } catch { /* already closing */ }
+      socketGone(ws, 1006);
+    }, PONG_TIMEOUT_MS);
   }
 
   function reconnectNow() {
@@ -837,13 +1101,10 @@
   }
 
   function onConnected() {
-    wsSend({ type: "ping" });
+    ping();
     clearInterval(state.pingTimer);
-    state.pingTimer = setInterval(() => {
-      wsSend({ type: "ping" });
-      // Presence dots come with the conversation list; refresh it with the heartbeat.
-      loadConversations().catch(() => {});
-    }, PING_INTERVAL_MS);
+    // Presence dots are pushed (`presence` frames): the list is not polled.
+    state.pingTimer = setInterval(ping, PING_INTERVAL_MS);
     // Catch up: every conversation whose messages this page holds asks for what came
     // after them; the list refresh brings new conversations and unread counts.
     for (const [convId, chat] of state.chats) {
@@ -857,16 +1118,29 @@
     }
   }
 
+  // Frames by type; pong and frames this client does not know are ignored.
+  Object.assign(frameHandlers, {
+    "send-ack": (data) => onSendAck(data),
+    "new-message": (data) => onNewMessage(data.message),
+    "sync-result": (data) => onSyncResult(data),
+    read: (data) => onRead(data),
+    presence: (data) => onPresence(data),
+    error: (data) => onErrorFrame(data),
+  });
+
   function handleFrame(frame) {
-    const data = frame.data || {};
-    switch (frame.type) {
-      case "send-ack": return onSendAck(data);
-      case "new-message": return onNewMessage(data.message);
-      case "sync-result": return onSyncResult(data);
-      case "read": return onRead(data);
-      case "error": return onErrorFrame(data);
-      default: return undefined; // pong and frames this client does not know
+    const handler = frameHandlers[frame.type];
+    if (handler) handler(frame.data || {}, frame);
+  }
+
+  function onPresence(data) {
+    const now = Date.now();
+    for (const u of data.users || []) {
+      state.presence.set(String(u.user_id), { online: Boolean(u.online), last_seen: u.last_seen || null, at: now });
     }
+    renderConversations();
+    if (state.activeId) renderChatHeader();
+    if (state.group) renderGroupMembers();
   }
 
   function onSendAck(ack) {
@@ -883,6 +1157,8 @@
       content: pending.content,
       created_at: ack.created_at,
       status: "normal",
+      ...((pending.extra && pending.extra.message_type) ? { message_type: pending.extra.message_type } : {}),
+      ...(pending.local || {}),
     };
     receive(message);
   }
@@ -891,10 +1167,48 @@
     if (!message) return;
     if (!state.convs.has(message.conversation_id)) {
       // A conversation this page has not seen (a new chat or group): fetch the list.
-      loadConversations().catch(() => {});
+      loadConversations().then(() => notify(message)).catch(() => {});
       return;
     }
+    const conv = state.convs.get(message.conversation_id);
+    const chat = state.chats.get(message.conversation_id);
+    // Arriving in the open chat while the tab is hidden: it is unread, so mark it.
+    if (chat && message.conversation_id === state.activeId && !pageVisible() && !chat.firstUnreadSeq
+        && message.seq > (conv.last_read_seq || 0)) {
+      chat.firstUnreadSeq = message.seq;
+    }
     receive(message);
+    notify(message);
+  }
+
+  // --- desktop notifications -----------------------------------------------------------------
+  // Shown for others' messages while the tab is hidden (not for muted conversations), once
+  // the user allowed them with the bell button (browsers ask only after a click).
+
+  function notificationsSupported() {
+    return "Notification" in window;
+  }
+
+  function renderNotifyButton() {
+    $("notify-enable").hidden = !notificationsSupported() || Notification.permission !== "default";
+  }
+
+  async function enableNotifications() {
+    if (!notificationsSupported()) return;
+    try { await Notification.requestPermission(); } catch { /* old callback-only API */ }
+    renderNotifyButton();
+  }
+
+  function notify(message) {
+    if (!notificationsSupported() || Notification.permission !== "granted" || pageVisible()) return;
+    if (!me() || message.sender_id === me().id) return;
+    const conv = state.convs.get(message.conversation_id);
+    if (!conv || conv.muted) return;
+    const title = conv.type === "group" ? `${message.sender_name || "Someone"} in ${conversationTitle(conv)}` : (message.sender_name || conversationTitle(conv));
+    try {
+      const n = new Notification(title, { body: (message.content || "").slice(0, 200), tag: `gochat-${conv.id}` });
+      n.onclick = () => { window.focus(); openConversation(conv.id); n.close(); };
+    } catch { /* e.g. a platform that only allows notifications from a service worker */ }
   }
 
   // One message from the socket: place it, pull any gap before it, update the list.
@@ -917,6 +1231,14 @@
     for (const m of data.messages || []) {
       if (!byConv.has(m.conversation_id)) byConv.set(m.conversation_id, []);
       byConv.get(m.conversation_id).push(m);
+    }
+    // Hidden seqs (delete for me) of the synced range: known, so not pulled as a gap.
+    const hidden = data.conversation_id ? [{ conversation_id: data.conversation_id, hidden_seqs: data.hidden_seqs }] : (data.conversations || []);
+    for (const entry of hidden) {
+      if (entry && entry.hidden_seqs && entry.hidden_seqs.length) {
+        if (!byConv.has(entry.conversation_id)) byConv.set(entry.conversation_id, []);
+        addMessages(entry.conversation_id, [], entry.hidden_seqs);
+      }
     }
     let unknown = false;
     for (const [convId, messages] of byConv) {
@@ -945,10 +1267,12 @@
 
   function onErrorFrame(data) {
     if (data.client_msg_id && state.outbox.has(data.client_msg_id)) {
-      failPending(data.client_msg_id, data.message || "The message was not accepted.");
+      // 1006 (too many frames) may pass; bad input (1001) and not allowed (1003/1005) won't.
+      const permanent = data.code === 1001 || data.code === 1003 || data.code === 1005;
+      failPending(data.client_msg_id, withDetails(data.message || "The message was not accepted.", data.details), { permanent });
       return;
     }
-    if (data.message) toast(data.message);
+    if (data.message) toast(withDetails(data.message, data.details));
   }
 
   // --- new chat, groups, search ------------------------------------------------------------
@@ -1088,6 +1412,199 @@
     }
   }
 
+  // --- the group panel: members, leave, and what owners and admins may do ---------------------
+
+  function showGroupError(err) {
+    const node = $("group-panel-error");
+    node.textContent = typeof err === "string" ? err : errorText(err);
+    node.hidden = false;
+  }
+
+  function closeGroupPanel() {
+    state.group = null;
+    const panel = $("group-panel");
+    if (panel) panel.hidden = true;
+    const chatNode = $("chat");
+    if (chatNode) chatNode.classList.remove("panel-open");
+  }
+
+  async function openGroupPanel() {
+    const conv = state.convs.get(state.activeId);
+    if (!conv || !conv.group) return;
+    if (state.group && state.group.conversationId === conv.id) { closeGroupPanel(); return; }
+    state.group = { conversationId: conv.id, groupId: String(conv.group.id), group: null, members: [], next: null };
+    $("group-panel").hidden = false;
+    $("chat").classList.add("panel-open");
+    $("group-panel-error").hidden = true;
+    $("group-panel-title").textContent = conversationTitle(conv);
+    $("group-members").replaceChildren(el("li", "muted small", "Loading members…"));
+    await loadGroup();
+  }
+
+  async function loadGroup() {
+    const g = state.group;
+    if (!g) return;
+    try {
+      const [group, page] = await Promise.all([
+        api("GET", `groups/${g.groupId}`),
+        api("GET", `groups/${g.groupId}/members?limit=${MEMBERS_PAGE}`),
+      ]);
+      if (state.group !== g) return;
+      g.group = group;
+      g.members = page.members || [];
+      g.next = page.next;
+      renderGroupPanel();
+    } catch (err) {
+      showGroupError(err);
+    }
+  }
+
+  async function moreMembers() {
+    const g = state.group;
+    if (!g || !g.next) return;
+    try {
+      const page = await api("GET", `groups/${g.groupId}/members?limit=${MEMBERS_PAGE}&after=${encodeURIComponent(g.next)}`);
+      g.members.push(...(page.members || []));
+      g.next = page.next;
+      renderGroupPanel();
+    } catch (err) {
+      showGroupError(err);
+    }
+  }
+
+  function renderGroupPanel() {
+    const g = state.group;
+    if (!g || !g.group) return;
+    const role = g.group.my_role;
+    const manager = role === "owner" || role === "admin";
+    $("group-panel-title").textContent = g.group.name;
+    $("group-panel-meta").textContent = `${g.group.member_count} member${g.group.member_count === 1 ? "" : "s"} · you are ${role || "a member"} · ID ${g.group.id}`;
+    $("group-rename").hidden = !manager;
+    $("group-rename-input").value = g.group.name;
+    $("group-add").hidden = !manager;
+    renderGroupMembers();
+  }
+
+  function memberAction(label, handler, className = "ghost small") {
+    const button = el("button", className, label);
+    button.type = "button";
+    button.addEventListener("click", handler);
+    return button;
+  }
+
+  function renderGroupMembers() {
+    const g = state.group;
+    if (!g || !g.group) return;
+    const role = g.group.my_role;
+    const myId = me() && me().id;
+    const list = $("group-members");
+    list.replaceChildren();
+    for (const member of g.members) {
+      const user = member.user || {};
+      const item = el("li", "group-member");
+      item.dataset.userId = user.id;
+      const avatar = el("span", "avatar small-avatar");
+      paintAvatar(avatar, displayName(user), user.id);
+      // A dot only where presence is known (a 1:1 peer, or pushed since this page
+      // loaded): the members list carries no presence, and grey would claim offline.
+      const pushed = state.presence.get(String(user.id));
+      if (user.id === myId || pushed) {
+        const online = user.id === myId ? state.wsOpen : pushed.online;
+        const dot = el("span", online ? "presence-dot online" : "presence-dot");
+        dot.dataset.online = String(online);
+        avatar.append(dot);
+      }
+      const text = el("div", "group-member-text");
+      text.append(el("span", "group-member-name", displayName(user) + (user.id === myId ? " (you)" : "")));
+      text.append(el("span", "muted small", `@${user.username || ""}${member.role !== "member" ? " · " + member.role : ""}`));
+      const actions = el("div", "group-member-actions");
+      if (user.id !== myId && member.role !== "owner") {
+        if (role === "owner") {
+          actions.append(member.role === "admin"
+            ? memberAction("Make member", () => setRole(user.id, "member"))
+            : memberAction("Make admin", () => setRole(user.id, "admin")));
+        }
+        if (role === "owner" || (role === "admin" && member.role === "member")) {
+          actions.append(memberAction("Remove", () => removeMember(user), "ghost small danger-text"));
+        }
+      }
+      item.append(avatar, text, actions);
+      list.append(item);
+    }
+    $("group-members-more").hidden = !g.next;
+  }
+
+  async function groupCall(fn) {
+    $("group-panel-error").hidden = true;
+    try {
+      await fn();
+      await loadGroup();
+    } catch (err) {
+      showGroupError(err);
+    }
+  }
+
+  function setRole(userId, role) {
+    const g = state.group;
+    return groupCall(() => api("POST", `groups/${g.groupId}/members/${userId}/role`, { role }));
+  }
+
+  function removeMember(user) {
+    const g = state.group;
+    if (!window.confirm(`Remove ${displayName(user)} from the group?`)) return undefined;
+    return groupCall(() => api("DELETE", `groups/${g.groupId}/members/${user.id}`));
+  }
+
+  async function addMember(event) {
+    event.preventDefault();
+    const g = state.group;
+    const username = $("group-add-input").value.trim();
+    if (!g || !username) return;
+    await groupCall(async () => {
+      let user;
+      try {
+        user = await api("GET", `users/lookup?username=${encodeURIComponent(username)}`);
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 404) throw new ApiError(404, `No user named “${username}”.`);
+        throw err;
+      }
+      await api("POST", `groups/${g.groupId}/members`, { user_ids: [user.id] });
+      $("group-add-input").value = "";
+    });
+  }
+
+  async function renameGroup(event) {
+    event.preventDefault();
+    const g = state.group;
+    const name = $("group-rename-input").value.trim();
+    if (!g || !name) return;
+    await groupCall(async () => {
+      await api("PATCH", `groups/${g.groupId}`, { name });
+      const conv = state.convs.get(g.conversationId);
+      if (conv && conv.group) { conv.group.name = name; conv.title = name; }
+      renderConversations();
+      renderChatHeader();
+    });
+  }
+
+  async function leaveGroup() {
+    const g = state.group;
+    if (!g) return;
+    const name = g.group ? g.group.name : "this group";
+    if (!window.confirm(`Leave “${name}”? You will no longer get its messages.`)) return;
+    try {
+      await api("POST", `groups/${g.groupId}/leave`);
+    } catch (err) {
+      showGroupError(err);
+      return;
+    }
+    state.convs.delete(g.conversationId);
+    state.chats.delete(g.conversationId);
+    history.replaceState(null, "", "#/");
+    closeConversation();
+    toast(`You left “${name}”.`);
+  }
+
   // --- start-up ----------------------------------------------------------------------------
 
   async function startApp() {
@@ -1097,12 +1614,15 @@
     $("me-name").textContent = displayName(user);
     paintAvatar($("me-avatar"), displayName(user), user.id);
     restoreOutbox();
+    renderNotifyButton();
     connect();
     try {
       await loadConversations();
     } catch (err) {
       if (state.auth) toast(errorText(err));
     }
+    // A link or a reload with #/c/<id> opens that conversation.
+    await applyRoute();
   }
 
   function bind() {
@@ -1112,7 +1632,7 @@
     $("logout").addEventListener("click", () => signOut());
     $("composer").addEventListener("submit", submitComposer);
     const input = $("composer-input");
-    input.addEventListener("input", autoGrow);
+    input.addEventListener("input", () => { autoGrow(); updateCounter(); });
     input.addEventListener("keydown", (e) => {
       // Enter sends; Shift+Enter starts a new line.
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) submitComposer(e);
@@ -1124,6 +1644,19 @@
       chip.addEventListener("click", () => togglePanel(chip.dataset.panel));
     }
     for (const button of document.querySelectorAll("[data-close]")) button.addEventListener("click", closePanels);
+    $("chat-back").addEventListener("click", goBack);
+    $("conn-status").addEventListener("click", () => {
+      if ($("conn-status").dataset.state === "offline") reconnectNow();
+    });
+    $("notify-enable").addEventListener("click", enableNotifications);
+    $("group-info").addEventListener("click", openGroupPanel);
+    $("group-panel-close").addEventListener("click", closeGroupPanel);
+    $("group-members-more").addEventListener("click", moreMembers);
+    $("group-add").addEventListener("submit", addMember);
+    $("group-rename").addEventListener("submit", renameGroup);
+    $("group-leave").addEventListener("click", leaveGroup);
+    window.addEventListener("popstate", applyRoute);
+    window.addEventListener("hashchange", applyRoute);
     $("panel-chat").addEventListener("submit", startChat);
     $("panel-group").addEventListener("submit", createGroup);
     $("panel-join").addEventListener("submit", joinGroup);
@@ -1146,6 +1679,35 @@
       else location.reload();
     });
   }
+
+  // For scripts loaded after this one (web/static/web/lifecycle.js): the page's state and
+  // the small pieces they need, without reaching into this closure.
+  window.GoChat = {
+    state,
+    api,
+    ApiError,
+    refreshTokens,
+    wsSend,
+    el,
+    linkified,
+    me,
+    displayName,
+    conversationTitle,
+    timeLabel,
+    errorText,
+    toast,
+    frameHandlers,
+    onFrame(type, handler) { frameHandlers[type] = handler; },
+    decorateMessage(fn) { messageDecorators.push(fn); },
+    decorateConversation(fn) { conversationDecorators.push(fn); },
+    onCompose(fn) { composeHooks.push(fn); },
+    sendText,
+    addMessages,
+    renderMessage,
+    renderMessages: (options) => renderMessages(options),
+    renderConversations,
+    openConversation,
+  };
 
   document.addEventListener("DOMContentLoaded", () => {
     bind();
