@@ -16,7 +16,7 @@ only after CELERY_VISIBILITY_TIMEOUT (3600 s). As one long task, a fan-out kille
 stranded all its remaining members for that long; now only the batch in flight is
 stranded, and the sweep re-runs it within BATCH_TIME_LIMIT seconds (docs/tasks.md has
 the measurement). Every step is idempotent through cache checkpoints keyed by the
-message id: the planner's cursor, a done mark per batch, a lease per batch, so a
+message id: the planner's cursor and plan, a done mark per batch, a lease per batch, so a
 retry or a late redelivery re-sends nothing that the bus already acknowledged; only a
 batch in flight at a crash can be sent twice, and gateways drop a new-message a socket
 already had.
@@ -112,11 +112,14 @@ def large_group_fanout(message_id: int, trace_id: str = "") -> dict[str, int]:
         )
         plan.append([cursor, last_id])
         cursor = last_id
-        # A redelivered planner resumes here instead of sending the planned batches again.
-        cache.set(key, cursor, ttl)
+        # A redelivered or retried planner resumes here instead of sending the planned
+        # batches again. The plan is saved with the cursor, in one write (MULTI on Redis):
+        # a planner that fails between two pages (the database went away) and is retried
+        # must still hand the sweep the batches it sent before the failure, or a lost one
+        # among them would never be re-run.
+        cache.set_many({key: cursor, plan_key(message_id): plan}, ttl)
         batches += 1
         recipients += len(user_ids)
-    cache.set(plan_key(message_id), plan, ttl)
     cache.set(key, DONE, ttl)
     logger.info(
         "fanout_planned",

@@ -162,12 +162,23 @@ def test_worker_sigkilled_while_planning_on_rabbitmq_every_online_member_deliver
             read(0.2)
         all_delivered = time.monotonic() - killed_at
         read(1.0)
+        # The sweep finishes only once every batch of its plan is done.
+        while cache.get(delivered_key(message_id)) != 1 and time.monotonic() - killed_at < 90:
+            _heartbeat()
+            time.sleep(0.1)
         second_log = second.log()
     finally:
         second.stop()
         reader.close()
     print(f"\nplanner killed at cursor {cursor_at_kill}: every online member delivered {all_delivered:.1f} s after the kill")
     assert set(seen) == set(online), f"online members not delivered\n{second_log[-5000:]}"
+    # The sweep watches every batch, those the killed planner sent included: its plan is
+    # (0, last member] without a hole, so a batch lost from the first attempt is re-run.
+    plan = cache.get(plan_key(message_id)) or []
+    assert plan and plan[0][0] == 0, f"the plan starts at {plan[:1]}, not at the first member"
+    assert all(a[1] == b[0] for a, b in zip(plan, plan[1:])), "the plan has a hole"
+    assert plan[-1][1] == max(member_ids), plan[-1:]
+    assert cache.get(delivered_key(message_id)) == 1, second_log[-5000:]
     # No lease or visibility timeout to wait out: the next worker's start-up and the
     # fan-out itself (BATCH_LEASE_SECONDS is what the Redis broker path needs).
     assert all_delivered < BATCH_LEASE_SECONDS, f"took {all_delivered:.1f}s\n{second_log[-5000:]}"
