@@ -350,9 +350,9 @@ def _rewind(spec: ConsumerSpec, consumer: Consumer, records: Sequence[BusRecord]
         return False
 
 
-def _commit(spec: ConsumerSpec, consumer: Consumer) -> None:
+def _commit(spec: ConsumerSpec, consumer: Consumer, *, wait: bool = True) -> None:
     try:
-        consumer.commit()
+        consumer.commit(wait=wait)
     except Exception:  # noqa: BLE001 - e.g. a rebalance took the partitions meanwhile
         # Not fatal: the batch is processed, its records come again to whoever owns the
         # partition next, and processing is idempotent (at-least-once).
@@ -470,7 +470,10 @@ def run_consumer(
                     takeover_ends = None
                 continue
             if takeover_ends is None:
-                _commit(spec, consumer)
+                # Not awaited: the batch is persisted and answered, so a commit lost to a
+                # crash only replays de-duplicated records, and the next poll need not
+                # wait a broker round trip. The last one is awaited on the way out.
+                _commit(spec, consumer, wait=False)
                 continue
             for record in records:
                 key = (record.topic, record.partition)
@@ -484,6 +487,8 @@ def run_consumer(
     finally:
         if health is not None:
             health.update(running=False)
+        if takeover_ends is None:
+            _commit(spec, consumer)  # the position: after the last batch processed or rewound
         consumer.close()
         connections.close_all()
         logger.info("consumer_stopped", extra={"consumer": spec.name})
@@ -544,8 +549,10 @@ async def arun_consumer(
                     await asyncio.to_thread(consumer.close)
                     consumer = await asyncio.to_thread(_open, spec)
                 continue
-            await asyncio.to_thread(_commit, spec, consumer)
+            # Sends the commit and returns (no thread hop, no broker round trip awaited).
+            _commit(spec, consumer, wait=False)
     finally:
+        await asyncio.to_thread(_commit, spec, consumer)
         await asyncio.to_thread(consumer.close)
         logger.info("consumer_stopped", extra={"consumer": spec.name})
 

@@ -40,8 +40,9 @@ class Consumer(Protocol):
     def consume(self, max_records: int, timeout: float) -> list[BusRecord]:
         """Up to max_records records, waiting at most timeout seconds for the first."""
 
-    def commit(self) -> None:
-        """Synchronously commit the offsets of everything consume() returned so far."""
+    def commit(self, *, wait: bool = True) -> None:
+        """Commit the offsets of everything consume() returned so far; `wait=False`
+        sends the commit and returns at once (its result is not awaited)."""
 
     def rewind(self, records: list[BusRecord]) -> None:
         """Consume these records again: seek each of their partitions back to its first

@@ -200,9 +200,16 @@ class KafkaConsumer:
             offset=msg.offset(),
         )
 
-    def commit(self) -> None:
+    def commit(self, *, wait: bool = True) -> None:
+        # The positions now, passed explicitly: an asynchronous commit without offsets
+        # takes the stored offsets when librdkafka's thread serves it, and by then the
+        # next poll may have stored those of a batch not processed yet.
+        owned = self._consumer.assignment()
+        offsets = [tp for tp in self._consumer.position(owned) if tp.offset >= 0] if owned else []
+        if not offsets:
+            return
         try:
-            self._consumer.commit(asynchronous=False)
+            self._consumer.commit(offsets=offsets, asynchronous=not wait)
         except KafkaException as exc:
             # Nothing consumed since the last commit: not an error for a poll-process-commit loop.
             if exc.args and exc.args[0].code() == KafkaError._NO_OFFSET:

@@ -223,7 +223,7 @@ class MemoryConsumer:
     def consume(self, max_records: int, timeout: float) -> list[BusRecord]:
         return self._broker.fetch(self, max_records, timeout)
 
-    def commit(self) -> None:
+    def commit(self, *, wait: bool = True) -> None:
         self._broker.commit(self)
 
     def rewind(self, records: list[BusRecord]) -> None:

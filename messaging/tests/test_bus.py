@@ -185,6 +185,32 @@ def test_uncommitted_records_go_to_the_next_consumer_committed_ones_do_not(backe
     assert latecomer.consume(10, 0.5) == []
 
 
+def test_an_unawaited_commit_covers_what_was_consumed_before_it_not_after(backend, consumers):
+    """The logic commits without waiting and polls on at once: the commit must carry the
+    offsets of the processed batch, not those of the batch the next poll returned."""
+    topic = new_topic()
+    group = f"g-{uuid.uuid4().hex}"
+    producer = get_producer()
+    for i in range(5):
+        producer.produce(topic, f"m{i}".encode(), key="same")
+    producer.flush()
+
+    crashing = consumers([topic], group)
+    assert [r.value for r in consume_n(crashing, 2, batch=2)] == [b"m0", b"m1"]
+    crashing.commit(wait=False)
+    assert [r.value for r in consume_n(crashing, 3)] == [b"m2", b"m3", b"m4"]
+    # The commit lands in the background: the group's lag drops from 5 to 3, never to 0.
+    deadline = time.monotonic() + PATIENCE
+    while sum(crashing.lag().values()) == 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sum(crashing.lag().values()) == 3
+    crashing.close()  # dies before committing m2..m4
+
+    successor = consumers([topic], group)
+    assert [r.value for r in consume_n(successor, 3)] == [b"m2", b"m3", b"m4"]
+    assert successor.consume(10, 1.0) == []
+
+
 def test_a_second_group_reads_everything_independently(backend, consumers):
     topic = new_topic()
     producer = get_producer()
