@@ -55,13 +55,27 @@ def _values(*groups: Sequence[object]) -> list[object]:
     return [value for group in groups for value in group]
 
 
+def cursor():  # noqa: ANN201 - Django's CursorWrapper
+    """The hot path's cursor: server-side binding on PostgreSQL (prepared after a few
+    runs; gochat_site.db_backends.postgresql), the default cursor elsewhere."""
+    bound = getattr(connection, "bound_cursor", None)
+    return bound() if bound is not None else connection.cursor()
+
+
 def _rows(sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    with cursor() as cursor_:
+        cursor_.execute(sql, params)
+        return cursor_.fetchall()
 
 
 # --- persisting a batch (messaging.services.send_messages) -----------------------------------
+
+
+def conversation_with_type(conversation_id: int, kind: str) -> Conversation:
+    """A Conversation with only its id and type loaded (the rest deferred, read on access):
+    the persist step hangs it on the batch's messages so routing knows which are
+    one-to-one without reading the conversations again."""
+    return _loaded(Conversation, {"id": conversation_id, "type": kind})
 
 
 def lock_conversations(conversation_ids: Sequence[int]) -> list[tuple[int, int, str]]:
@@ -162,6 +176,8 @@ def conversation_sizes(conversation_ids: Iterable[int]) -> dict[int, tuple[str, 
     """{conversation id: (type, member count)}: a group's count from its group row, 2 for
     a one-to-one conversation."""
     ids = list(conversation_ids)
+    if not ids:
+        return {}
     c, g = Conversation, Group
     sql = (
         f"SELECT c.{_column(c, 'id')}, c.{_column(c, 'type')}, g.{_column(g, 'member_count')}"

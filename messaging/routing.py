@@ -195,7 +195,14 @@ def route_messages(items: Sequence[ToRoute], *, flush: bool = False) -> None:
     if not items:
         return
     conversation_ids = {item.message.conversation_id for item in items}
-    sizes = hot_sql.conversation_sizes(conversation_ids)
+    # One-to-one conversations whose type the persist step already read need no query.
+    known_single = {
+        item.message.conversation_id
+        for item in items
+        if Message.conversation.is_cached(item.message) and item.message.conversation.type == Conversation.Type.SINGLE
+    }
+    sizes = hot_sql.conversation_sizes(conversation_ids - known_single)
+    sizes.update({conversation_id: (Conversation.Type.SINGLE, 2) for conversation_id in known_single})
     small: list[int] = []
     for conversation_id, (kind, size) in sizes.items():
         if kind == Conversation.Type.GROUP and size > settings.LARGE_GROUP_THRESHOLD:

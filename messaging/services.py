@@ -200,6 +200,8 @@ def _persist(cleaned: dict[int, SendRequest], outcomes: list[SendOutcome | None]
     # gap-free and the de-duplication check race-free (its key includes the conversation).
     locked = hot_sql.lock_conversations(conversation_ids)
     last_seqs: dict[int, int] = {row[0]: row[1] for row in locked}
+    # Hung on every message of the batch: routing then knows the one-to-one ones.
+    with_type = {row[0]: hot_sql.conversation_with_type(row[0], row[2]) for row in locked}
     group_ids = {row[0] for row in locked if row[2] == Conversation.Type.GROUP}
     members = hot_sql.sender_members(conversation_ids, sender_ids)
     uploads = _lock_attachments(cleaned)
@@ -227,6 +229,7 @@ def _persist(cleaned: dict[int, SendRequest], outcomes: list[SendOutcome | None]
         if key in existing:
             first = existing[key]
             first.sender = member.user  # spares routing a query for the name, as below
+            first.conversation = with_type[request.conversation_id]
             _cache_attachment(first, uploads.get(request.attachment_id), link=False)
             outcomes[index] = SendResult(first, created=False)
             continue
@@ -256,6 +259,7 @@ def _persist(cleaned: dict[int, SendRequest], outcomes: list[SendOutcome | None]
         )
         # Routing and the replies name the sender; this spares them a query.
         message.sender = member.user
+        message.conversation = with_type[request.conversation_id]
         _attach_reply_and_mentions(message, reply_target, mentionable)
         _cache_attachment(message, uploads.get(request.attachment_id), link=True)
         new_rows.append(message)
@@ -275,7 +279,7 @@ def _persist(cleaned: dict[int, SendRequest], outcomes: list[SendOutcome | None]
         read_by_member[members[(message.conversation_id, message.sender_id)].id] = message.seq
     stamps = [connection.ops.adapt_datetimefield_value(m.created_at) for m in last_by_conversation.values()]
     _update_by_id(
-        Conversation._meta.db_table,
+        Conversation,
         ("last_seq", "last_message_id", "last_message_preview", "last_message_sender_id", "last_message_at", "updated_at"),
         [
             (conversation_id, (m.seq, m.id, _preview(m), m.sender_id, at, at))
@@ -283,7 +287,7 @@ def _persist(cleaned: dict[int, SendRequest], outcomes: list[SendOutcome | None]
         ],
     )
     _update_by_id(
-        ConversationMember._meta.db_table,
+        ConversationMember,
         ("last_read_seq", "last_delivered_seq"),
         [(member_id, (seq, seq)) for member_id, seq in read_by_member.items()],
     )
@@ -428,7 +432,7 @@ def _link_attachments(new_rows: Sequence[Message]) -> None:
     rel = Message.attachment.related
     rows = [(rel.get_cached_value(m).id, (m.id,)) for m in new_rows if rel.is_cached(m)]
     if rows:
-        _update_by_id(Attachment._meta.db_table, ("message_id",), rows)
+        _update_by_id(Attachment, ("message_id",), rows)
 
 
 def _preview(message: Message) -> str:
@@ -468,14 +472,14 @@ def _insert_messages(messages: Sequence[Message]) -> None:
         # form ~0.9 ms slower, which only a large batch repays; small batches keep
         # VALUES, whose few texts stay in psycopg's cache.
         casts = ", ".join(f"%s::{field.db_type(db)}[]" for field in fields)
-        with db.cursor() as cursor:
+        with hot_sql.cursor() as cursor:
             cursor.execute(f"{insert} SELECT * FROM unnest({casts})", [list(column) for column in zip(*rows)])
         return
     per_statement = db.ops.bulk_batch_size(fields, messages) or len(rows)
     placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
-        with db.cursor() as cursor:
+        with hot_sql.cursor() as cursor:
             cursor.execute(f"{insert} VALUES {', '.join([placeholders] * len(chunk))}",
                            [value for row in chunk for value in row])
 
@@ -493,19 +497,47 @@ def _needs_prep(field: Field) -> bool:
     return not isinstance(field, plain) or bool(getattr(field, "auto_now_add", False))
 
 
-def _update_by_id(table: str, columns: Sequence[str], rows: Sequence[tuple[int, Sequence[object]]]) -> None:
-    """One UPDATE setting `columns` of each row id to its own values (CASE id WHEN ...).
+def _update_by_id(
+    model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple[int, Sequence[object]]]
+) -> None:
+    """One UPDATE setting `columns` (field names or attnames) of each row id to its own
+    values. QuerySet.bulk_update builds such a statement through expressions, which cost
+    ~45% of the logic's CPU under load; this builds it as text, values as parameters.
 
-    QuerySet.bulk_update builds the same statement through expressions, which cost ~45% of
-    the logic's CPU under load; this builds it as text. Values go as parameters.
-    """
+    On PostgreSQL the values go as one array per column through unnest(), so the text is
+    the same whatever the number of rows and stays prepared (hot_sql.cursor); elsewhere
+    it is CASE id WHEN ... per column, in chunks."""
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        _update_unnest(model, columns, rows)
+        return
     for start in range(0, len(rows), UPDATE_CHUNK_ROWS):
-        _update_chunk(table, columns, rows[start : start + UPDATE_CHUNK_ROWS])
+        _update_chunk(model._meta.db_table, columns, rows[start : start + UPDATE_CHUNK_ROWS])
 
 
 # Rows per UPDATE statement: keeps the parameters (2 per column and row, +1 per row) well
-# under SQLite's and PostgreSQL's limits.
+# under SQLite's limit.
 UPDATE_CHUNK_ROWS = 1000
+
+
+def _update_unnest(
+    model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple[int, Sequence[object]]]
+) -> None:
+    qn = connection.ops.quote_name
+    fields = [model._meta.get_field(column) for column in columns]
+    pk = model._meta.pk
+    names = [f"v{position}" for position in range(len(fields))]
+    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in [pk, *fields])
+    assignments = ", ".join(f"{qn(field.column)} = v.{name}" for field, name in zip(fields, names))
+    sql = (
+        f"UPDATE {qn(model._meta.db_table)} AS t SET {assignments}"
+        f" FROM unnest({arrays}) AS v(id, {', '.join(names)}) WHERE t.{qn(pk.column)} = v.id"
+    )
+    params: list[list[object]] = [[row_id for row_id, _ in rows]]
+    params.extend([values[position] for _, values in rows] for position in range(len(fields)))
+    with hot_sql.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _update_chunk(table: str, columns: Sequence[str], rows: Sequence[tuple[int, Sequence[object]]]) -> None:
@@ -520,7 +552,7 @@ def _update_chunk(table: str, columns: Sequence[str], rows: Sequence[tuple[int, 
     params.extend(row_id for row_id, _ in rows)
     placeholders = ", ".join("%s" for _ in rows)
     sql = f"UPDATE {qn(table)} SET {', '.join(assignments)} WHERE {qn('id')} IN ({placeholders})"
-    with connection.cursor() as cursor:
+    with hot_sql.cursor() as cursor:
         cursor.execute(sql, params)
 
 

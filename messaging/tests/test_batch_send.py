@@ -24,8 +24,8 @@ from protos.gochat.v1 import envelopes_pb2 as pb
 # Statements to persist and route one consumed batch of one-to-one messages, whatever its
 # size: BEGIN, lock the conversations, read the senders' memberships, de-duplicate,
 # insert, update the conversations, update the read pointers, COMMIT; then routing reads
-# the conversations and their members.
-PERSIST_AND_ROUTE_STATEMENTS = 10
+# the members (the conversations' types came with the lock).
+PERSIST_AND_ROUTE_STATEMENTS = 9
 
 
 def _pairs(make_user, n: int) -> list[tuple[object, Conversation]]:
