@@ -162,6 +162,13 @@ if DATABASE_URL:
             "timeout": env_float("DB_POOL_TIMEOUT", 10.0),
         }
         _db["CONN_MAX_AGE"] = 0
+        # psycopg prepares a statement after this many runs on one connection; the message
+        # hot path's statements are built to be prepared (messaging.hot_sql.cursor). 0
+        # turns preparing off: needed behind a PgBouncer in transaction mode older than
+        # 1.21 (or without max_prepared_statements), where a prepared statement does not
+        # follow the client to its next server connection.
+        _prepare_threshold = env_int("DB_PREPARE_THRESHOLD", 5)
+        _db["OPTIONS"]["prepare_threshold"] = _prepare_threshold if _prepare_threshold > 0 else None
         if os.environ.get("TEST_DATABASE_NAME"):
             _db["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
         # Django's backend with every database error counted (gochat_db_errors_total).

@@ -12,8 +12,9 @@ JSON). Only the hot path uses this; everything else stays on the ORM.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -62,10 +63,48 @@ def cursor():  # noqa: ANN201 - Django's CursorWrapper
     return bound() if bound is not None else connection.cursor()
 
 
+@contextlib.contextmanager
+def pipeline() -> Iterator[None]:
+    """PostgreSQL's pipeline mode around a block (psycopg): statements are sent without
+    waiting for their results, which come when one is fetched or at the block's end; a
+    transaction inside it sends BEGIN with its first statement and COMMIT with its last
+    writes, so a batch's writes and commit are one round trip instead of one each. A
+    failed statement raises (as Django's exception) at the next fetch, at COMMIT or at
+    the block's end, and the transaction rolls back as usual. No-op elsewhere."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.pipeline():
+        yield
+
+
+Result = TypeVar("Result")
+
+
+class Pending(Generic[Result]):
+    """A statement sent whose rows are read later: inside pipeline(), statements sent one
+    after another and then read share one round trip."""
+
+    def __init__(self, sql: str, params: Sequence[object], finish: Callable[[list[tuple[Any, ...]]], Result]) -> None:
+        self._cursor = cursor()
+        self._finish = finish
+        self._cursor.execute(sql, params)
+
+    def result(self) -> Result:
+        try:
+            rows = self._cursor.fetchall()
+        finally:
+            self._cursor.close()
+        return self._finish(rows)
+
+
+def _as_is(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    return rows
+
+
 def _rows(sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
-    with cursor() as cursor_:
-        cursor_.execute(sql, params)
-        return cursor_.fetchall()
+    return Pending(sql, params, _as_is).result()
 
 
 # --- persisting a batch (messaging.services.send_messages) -----------------------------------
@@ -81,6 +120,10 @@ def conversation_with_type(conversation_id: int, kind: str) -> Conversation:
 def lock_conversations(conversation_ids: Sequence[int]) -> list[tuple[int, int, str]]:
     """(id, last_seq, type) of each existing conversation, in id order, row-locked on
     PostgreSQL (SELECT ... FOR UPDATE; SQLite's BEGIN IMMEDIATE already holds the file)."""
+    return send_lock_conversations(conversation_ids).result()
+
+
+def send_lock_conversations(conversation_ids: Sequence[int]) -> Pending[list[tuple[int, int, str]]]:
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     c = Conversation
     sql = (
@@ -88,7 +131,7 @@ def lock_conversations(conversation_ids: Sequence[int]) -> list[tuple[int, int, 
         f" WHERE {_in(_column(c, 'id'), len(conversation_ids))}"
         f" ORDER BY {_column(c, 'id')}{lock}"
     )
-    return _rows(sql, _values(conversation_ids))
+    return Pending(sql, _values(conversation_ids), _as_is)
 
 
 class SenderMember(NamedTuple):
@@ -100,6 +143,12 @@ class SenderMember(NamedTuple):
 
 def sender_members(conversation_ids: Sequence[int], sender_ids: Sequence[int]) -> dict[tuple[int, int], SenderMember]:
     """{(conversation id, user id): SenderMember} for the senders' memberships."""
+    return send_sender_members(conversation_ids, sender_ids).result()
+
+
+def send_sender_members(
+    conversation_ids: Sequence[int], sender_ids: Sequence[int]
+) -> Pending[dict[tuple[int, int], SenderMember]]:
     user_model = get_user_model()
     m, u = ConversationMember, user_model
     sql = (
@@ -109,13 +158,17 @@ def sender_members(conversation_ids: Sequence[int], sender_ids: Sequence[int]) -
         f" WHERE {_in('m.' + _column(m, 'conversation'), len(conversation_ids))}"
         f" AND {_in('m.' + _column(m, 'user'), len(sender_ids))}"
     )
-    found: dict[tuple[int, int], SenderMember] = {}
-    users: dict[int, Model] = {}
-    for member_id, conversation_id, user_id, username, nickname in _rows(sql, _values(conversation_ids, sender_ids)):
-        if user_id not in users:
-            users[user_id] = _loaded(user_model, {"id": user_id, "username": username, "nickname": nickname})
-        found[(conversation_id, user_id)] = SenderMember(member_id, users[user_id])
-    return found
+
+    def finish(rows: list[tuple[Any, ...]]) -> dict[tuple[int, int], SenderMember]:
+        found: dict[tuple[int, int], SenderMember] = {}
+        users: dict[int, Model] = {}
+        for member_id, conversation_id, user_id, username, nickname in rows:
+            if user_id not in users:
+                users[user_id] = _loaded(user_model, {"id": user_id, "username": username, "nickname": nickname})
+            found[(conversation_id, user_id)] = SenderMember(member_id, users[user_id])
+        return found
+
+    return Pending(sql, _values(conversation_ids, sender_ids), finish)
 
 
 def _loaded(model: type[Model], values: dict[str, object]) -> Model:
@@ -130,6 +183,12 @@ def messages_with_keys(
 ) -> list[Message]:
     """The stored messages whose conversation, sender and client_msg_id are among these
     (a superset of the exact keys: the caller matches the triples)."""
+    return send_messages_with_keys(conversation_ids, sender_ids, client_msg_ids).result()
+
+
+def send_messages_with_keys(
+    conversation_ids: Sequence[int], sender_ids: Sequence[int], client_msg_ids: Iterable[str]
+) -> Pending[list[Message]]:
     client_msg_ids = list(client_msg_ids)
     sql = (
         f"SELECT {_message_columns()} FROM {_table(Message)}"
@@ -137,8 +196,11 @@ def messages_with_keys(
         f" AND {_in(_column(Message, 'sender'), len(sender_ids))}"
         f" AND {_in(_column(Message, 'client_msg_id'), len(client_msg_ids))}"
     )
-    rows = _rows(sql, _values(conversation_ids, sender_ids, client_msg_ids))
-    return [_message_from_row(row) for row in rows]
+    return Pending(
+        sql,
+        _values(conversation_ids, sender_ids, client_msg_ids),
+        lambda rows: [_message_from_row(row) for row in rows],
+    )
 
 
 def _message_columns() -> str:

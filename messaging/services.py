@@ -173,7 +173,9 @@ def send_messages(requests: Sequence[SendRequest]) -> list[SendOutcome]:
             outcomes[index] = exc
     if cleaned:
         try:
-            with transaction.atomic():
+            # Pipeline mode on PostgreSQL: BEGIN and the lock and its two reads go in one
+            # round trip, the insert, the updates and COMMIT in another.
+            with hot_sql.pipeline(), transaction.atomic():
                 _persist(cleaned, outcomes)
         except IntegrityError:
             # Only a writer that bypasses the conversation lock can get here (the lock
@@ -196,22 +198,26 @@ def _persist(cleaned: dict[int, SendRequest], outcomes: list[SendOutcome | None]
     """The body of send_messages' transaction; fills `outcomes` for the cleaned requests."""
     conversation_ids = sorted({r.conversation_id for r in cleaned.values()})
     sender_ids = sorted({r.sender_id for r in cleaned.values()})
+    keys = {(r.conversation_id, r.sender_id, r.client_msg_id) for r in cleaned.values()}
     # The row locks serialise writers of one conversation, which is what makes seq
     # gap-free and the de-duplication check race-free (its key includes the conversation).
-    locked = hot_sql.lock_conversations(conversation_ids)
+    # The two reads after the lock are sent with it (one round trip in pipeline mode);
+    # the server runs them in order, so they see the rows as of after the lock.
+    pending_lock = hot_sql.send_lock_conversations(conversation_ids)
+    pending_members = hot_sql.send_sender_members(conversation_ids, sender_ids)
+    pending_existing = hot_sql.send_messages_with_keys(conversation_ids, sender_ids, {key[2] for key in keys})
+    locked = pending_lock.result()
     last_seqs: dict[int, int] = {row[0]: row[1] for row in locked}
     # Hung on every message of the batch: routing then knows the one-to-one ones.
     with_type = {row[0]: hot_sql.conversation_with_type(row[0], row[2]) for row in locked}
     group_ids = {row[0] for row in locked if row[2] == Conversation.Type.GROUP}
-    members = hot_sql.sender_members(conversation_ids, sender_ids)
-    uploads = _lock_attachments(cleaned)
-    keys = {(r.conversation_id, r.sender_id, r.client_msg_id) for r in cleaned.values()}
+    members = pending_members.result()
     existing: dict[tuple[int, int, str], Message] = {}
-    if keys:
-        for message in hot_sql.messages_with_keys(conversation_ids, sender_ids, {key[2] for key in keys}):
-            key = (message.conversation_id, message.sender_id, message.client_msg_id)
-            if key in keys:
-                existing[key] = message
+    for message in pending_existing.result():
+        key = (message.conversation_id, message.sender_id, message.client_msg_id)
+        if key in keys:
+            existing[key] = message
+    uploads = _lock_attachments(cleaned)
     reply_targets = _reply_targets(cleaned)
     mentionable = _mentionable_members(cleaned, group_ids)
     new_rows: list[Message] = []

@@ -80,6 +80,24 @@ def test_a_batch_of_200_one_to_one_messages_costs_a_constant_number_of_statement
         assert member.last_read_seq == member.last_delivered_seq == conversation.last_seq
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_hot_path_sends_the_same_statement_texts_whatever_the_batch_on_postgresql(make_user, fresh_bus):
+    # Values go apart from the text (server-side binding) and every list as one array, so
+    # a batch of 40 and one of 200 send identical texts: psycopg prepares each once per
+    # connection. Quoted values or a placeholder per row would make every batch new text.
+    pairs = _pairs(make_user, 20)
+    presence = get_presence()
+    for sender, conversation in pairs:
+        for member in ConversationMember.objects.filter(conversation=conversation):
+            presence.connect(member.user_id, f"conn-{member.user_id}", "gw-one")
+    forty = _statements(_take(_batch(pairs, 2, "forty"), "forty"))
+    two_hundred = _statements(_take(_batch(pairs, 10, "two-hundred"), "two-hundred"))
+    assert forty == two_hundred, "\n".join(sorted(set(forty) ^ set(two_hundred)))
+    assert len(forty) == PERSIST_AND_ROUTE_STATEMENTS
+    assert not any("forty" in sql or "two-hundred" in sql for sql in forty), "a value was quoted into the text"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_does_not_grow_its_statements_on_any_backend(make_user, fresh_bus):
     # SQLite splits a multi-row insert by its variable limit, so only "does not grow
