@@ -237,7 +237,21 @@ class ChatPage:
     def send(self, text: str) -> None:
         """Send and wait until the server acknowledged it (the bubble says Sent)."""
         self.type_and_send(text)
-        self.message(text).and_(self.page.locator('[data-state="sent"]')).wait_for()
+        try:
+            self.message(text).and_(self.page.locator('[data-state="sent"]')).wait_for()
+        except Exception as exc:  # noqa: BLE001 - re-raised with what the page and server said
+            raise AssertionError(f"{text!r} was not acknowledged: {self._send_report(text)}") from exc
+
+    def _send_report(self, text: str) -> str:
+        """The bubble's state and error, the connection badge and the server's log tail."""
+        bubble = self.message(text)
+        states = [bubble.nth(i).get_attribute("data-state") for i in range(bubble.count())]
+        errors = bubble.locator(".error, .send-error").all_inner_texts()
+        badge = self.page.locator("#conn-status")
+        return (
+            f"bubble states {states}, errors {errors}, badge {badge.get_attribute('data-state')!r}"
+            f" ({badge.inner_text()!r})\nserver log tail:\n{self.server.log_tail()}"
+        )
 
     def message(self, text: str):  # noqa: ANN201 - playwright Locator
         return self.page.locator("#message-list li.message").filter(
