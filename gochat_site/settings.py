@@ -301,7 +301,10 @@ KAFKA_UPSTREAM_PARTITIONS = env_int("KAFKA_UPSTREAM_PARTITIONS", 4)
 KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 45000)
 KAFKA_HEARTBEAT_INTERVAL_MS = env_int("KAFKA_HEARTBEAT_INTERVAL_MS", 3000)
 KAFKA_FETCH_WAIT_MAX_MS = env_int("KAFKA_FETCH_WAIT_MAX_MS", 100)
-KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 2)
+# 0: a record leaves at once. Under load librdkafka still batches what queues while a
+# request is in flight, so this costs no throughput (peerbench s1 1,352/1,431 msg/s at 0
+# against 1,316/1,354 at 2) and saves two lingers on every message's path.
+KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 0)
 # How long the producer keeps retrying a record before reporting it failed (librdkafka's
 # message.timeout.ms, 300 s by default). A failure is what makes the producer replace
 # itself (messaging/bus/kafka.py), so the default would leave a gateway producing into a
