@@ -291,7 +291,7 @@ def production(report: Report, sizes: Sizes, logs: Path) -> None:
         data = seed(env, sizes)
         gateway = stack.gateway("gw-bench-1")
         logic = stack.logic("logic-1")
-        # Groups over LARGE_GROUP_THRESHOLD (1,000) fan out through Celery, and every
+        # Groups over LARGE_GROUP_THRESHOLD (2,000) fan out through Celery, and every
         # message is indexed by a task: production mode needs the worker.
         worker = stack.worker(concurrency=1, name="worker-1")
         profile = None

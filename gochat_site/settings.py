@@ -352,10 +352,12 @@ MEMBERSHIP_CACHE_TTL_SECONDS = env_float("MEMBERSHIP_CACHE_TTL_SECONDS", 60.0)
 MEMBERSHIP_CACHE_MAX_ENTRIES = env_int("MEMBERSHIP_CACHE_MAX_ENTRIES", 100000)
 # Groups with more members than this go through the Celery fan-out planner; smaller ones
 # are routed by the logic in its batch. Inline, one message to 1,000 online members holds
-# the logic ~15 ms (about a batch of 40 one-to-one messages; 26 ms at 2,000, growing with
-# the size), while the planner path adds the worker hop, a planner and five batch tasks:
-# peerbench s2k production last member 285 ms at 500 against 128 ms at 1,000 (2026-12-03).
-LARGE_GROUP_THRESHOLD = env_int("LARGE_GROUP_THRESHOLD", 1000)
+# the logic ~15 ms and to 2,000 ~26 ms (growing with the size: the bound keeps a message
+# from holding its partition longer than about two batches of one-to-one traffic), while
+# the planner path adds the worker hop, a planner and its batch tasks, ~150 ms to the
+# last member: peerbench s2k (1,001 members) production last member 245-285 ms through
+# the planner against 98-128 ms inline (2026-12-03).
+LARGE_GROUP_THRESHOLD = env_int("LARGE_GROUP_THRESHOLD", 2000)
 # --- Read receipts and typing (issue 10, docs/realtime.md "Receipts and typing") ---------
 # Groups with more members get no receipt frames (a read would fan out to every member);
 # their read counts stay visible in history/sync and GET conversations/{id}/receipts.

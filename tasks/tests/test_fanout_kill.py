@@ -17,7 +17,7 @@ from tasks.processors.fanout import BATCH_LEASE_SECONDS, batch_done_key, deliver
 from tasks.tests.conftest import envelopes
 
 GATEWAYS = ("gw-a", "gw-b")
-MEMBERS = 2000  # 10 batches of 200, over LARGE_GROUP_THRESHOLD (1,000)
+MEMBERS = 2000  # 10 batches of 200
 # From the kill: the next worker starting (a few seconds, more on a loaded 2-core box),
 # the batch that was in flight waiting out its lease, and the sweep's half-second poll.
 BOUND_SECONDS = BATCH_LEASE_SECONDS + 40
