@@ -175,7 +175,7 @@ def send_messages(requests: Sequence[SendRequest]) -> list[SendOutcome]:
         try:
             # Pipeline mode on PostgreSQL: BEGIN and the lock and its two reads go in one
             # round trip, the insert, the updates and COMMIT in another.
-            with hot_sql.pipeline(), transaction.atomic():
+            with hot_sql.write_transaction():
                 _persist(cleaned, outcomes)
         except IntegrityError:
             # Only a writer that bypasses the conversation lock can get here (the lock
