@@ -285,6 +285,31 @@ def conversation_sizes(conversation_ids: Iterable[int]) -> dict[int, tuple[str, 
     return {cid: (kind, count if count is not None else 2) for cid, kind, count in _rows(sql, _values(ids))}
 
 
+def send_routed_members(
+    conversation_ids: Sequence[int], max_group_size: int
+) -> Pending[dict[int, dict[int, bool]]]:
+    """{conversation id: {member id: muted}} of those conversations that routing delivers
+    inline (one-to-one, or a group of at most max_group_size members); a larger group is
+    absent (its messages go to the fan-out task). The persist step sends it with its lock,
+    so routing needs no statement of its own for them."""
+    m, c, g = ConversationMember, Conversation, Group
+    sql = (
+        f"SELECT m.{_column(m, 'conversation')}, m.{_column(m, 'user')}, m.{_column(m, 'muted')}"
+        f" FROM {_table(m)} m JOIN {_table(c)} c ON c.{_column(c, 'id')} = m.{_column(m, 'conversation')}"
+        f" LEFT JOIN {_table(g)} g ON g.{_column(g, 'id')} = c.{_column(c, 'group')}"
+        f" WHERE {_in('m.' + _column(m, 'conversation'), len(conversation_ids))}"
+        f" AND (g.{_column(g, 'member_count')} IS NULL OR g.{_column(g, 'member_count')} <= %s)"
+    )
+
+    def finish(rows: list[tuple[Any, ...]]) -> dict[int, dict[int, bool]]:
+        members: dict[int, dict[int, bool]] = {}
+        for conversation_id, user_id, muted in rows:
+            members.setdefault(conversation_id, {})[user_id] = bool(muted)
+        return members
+
+    return Pending(sql, [*_values(conversation_ids), max_group_size], finish)
+
+
 def member_flags(conversation_ids: Sequence[int]) -> list[tuple[int, int, bool]]:
     """(conversation id, user id, muted) of every member of these conversations."""
     m = ConversationMember

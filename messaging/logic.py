@@ -151,6 +151,7 @@ def _answer(upstreams: Sequence[pb.UpstreamMessage], outcomes: Sequence[SendOutc
                 trace_id=upstream.trace_id,
                 sender_connection_id=upstream.connection_id,
                 received_at_ms=upstream.received_at_ms,
+                members=outcome.members,
             )
         )
     # One line per batch, not per message: an INFO line per message cost more than its

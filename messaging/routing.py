@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -184,6 +184,9 @@ class ToRoute:
     trace_id: str = ""
     sender_connection_id: str = ""
     received_at_ms: int = 0
+    # {member id: muted} of the conversation when the persist step read it (with its
+    # lock); None: routing reads the members (or leaves a large group to the fan-out task).
+    members: Mapping[int, bool] | None = None
 
 
 def route_messages(items: Sequence[ToRoute], *, flush: bool = False) -> None:
@@ -194,12 +197,18 @@ def route_messages(items: Sequence[ToRoute], *, flush: bool = False) -> None:
     a socket already had."""
     if not items:
         return
-    conversation_ids = {item.message.conversation_id for item in items}
+    # Members the persist step read with its lock (the logic's batches): no query here.
+    member_flags: dict[int, Mapping[int, bool]] = {
+        item.message.conversation_id: item.members for item in items if item.members is not None
+    }
+    conversation_ids = {item.message.conversation_id for item in items} - member_flags.keys()
     # One-to-one conversations whose type the persist step already read need no query.
     known_single = {
         item.message.conversation_id
         for item in items
-        if Message.conversation.is_cached(item.message) and item.message.conversation.type == Conversation.Type.SINGLE
+        if item.message.conversation_id in conversation_ids
+        and Message.conversation.is_cached(item.message)
+        and item.message.conversation.type == Conversation.Type.SINGLE
     }
     sizes = hot_sql.conversation_sizes(conversation_ids - known_single)
     sizes.update({conversation_id: (Conversation.Type.SINGLE, 2) for conversation_id in known_single})
@@ -208,8 +217,9 @@ def route_messages(items: Sequence[ToRoute], *, flush: bool = False) -> None:
         if kind == Conversation.Type.GROUP and size > settings.LARGE_GROUP_THRESHOLD:
             continue  # fanned out per message by the task, never held in memory here
         small.append(conversation_id)
-    # Members and their muted flags of every small conversation: one query for the batch.
-    member_flags = members_of_conversations(conversation_ids=small) if small else {}
+    # Members and their muted flags of every other small conversation: one query.
+    if small:
+        member_flags.update(members_of_conversations(conversation_ids=small))
     members = {cid: list(flags) for cid, flags in member_flags.items()}
     muted = {cid: {u for u, is_muted in flags.items() if is_muted} for cid, flags in member_flags.items()}
     sessions = _lookup(user_id for ids in members.values() for user_id in ids)

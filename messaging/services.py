@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Union
@@ -30,6 +30,9 @@ class SendResult:
     message: Message
     # False when (sender, client_msg_id) was seen before and the first message came back.
     created: bool
+    # {member id: muted} of the conversation, read in the same transaction, when routing
+    # delivers it inline; None for a group left to the fan-out task (routing.ToRoute).
+    members: Mapping[int, bool] | None = None
 
 
 # What a client may send (system messages are the server's own); a set, as Type.values
@@ -206,12 +209,15 @@ def _persist(cleaned: dict[int, SendRequest], outcomes: list[SendOutcome | None]
     pending_lock = hot_sql.send_lock_conversations(conversation_ids)
     pending_members = hot_sql.send_sender_members(conversation_ids, sender_ids)
     pending_existing = hot_sql.send_messages_with_keys(conversation_ids, sender_ids, {key[2] for key in keys})
+    # Routing's member read rides the same round trip (it needs no statement after commit).
+    pending_routed = hot_sql.send_routed_members(conversation_ids, settings.LARGE_GROUP_THRESHOLD)
     locked = pending_lock.result()
     last_seqs: dict[int, int] = {row[0]: row[1] for row in locked}
     # Hung on every message of the batch: routing then knows the one-to-one ones.
     with_type = {row[0]: hot_sql.conversation_with_type(row[0], row[2]) for row in locked}
     group_ids = {row[0] for row in locked if row[2] == Conversation.Type.GROUP}
     members = pending_members.result()
+    routed = pending_routed.result()
     existing: dict[tuple[int, int, str], Message] = {}
     for message in pending_existing.result():
         key = (message.conversation_id, message.sender_id, message.client_msg_id)
@@ -237,7 +243,7 @@ def _persist(cleaned: dict[int, SendRequest], outcomes: list[SendOutcome | None]
             first.sender = member.user  # spares routing a query for the name, as below
             first.conversation = with_type[request.conversation_id]
             _cache_attachment(first, uploads.get(request.attachment_id), link=False)
-            outcomes[index] = SendResult(first, created=False)
+            outcomes[index] = SendResult(first, created=False, members=routed.get(request.conversation_id))
             continue
         if key in first_in_batch:
             repeats.append((index, first_in_batch[key]))
@@ -269,13 +275,14 @@ def _persist(cleaned: dict[int, SendRequest], outcomes: list[SendOutcome | None]
         _attach_reply_and_mentions(message, reply_target, mentionable)
         _cache_attachment(message, uploads.get(request.attachment_id), link=True)
         new_rows.append(message)
-        outcomes[index] = SendResult(message, created=True)
+        outcomes[index] = SendResult(message, created=True, members=routed.get(request.conversation_id))
     if not new_rows:
         return
     _insert_messages(new_rows)
     _link_attachments(new_rows)
     for index, first in repeats:
-        outcomes[index] = SendResult(outcomes[first].message, created=False)  # type: ignore[union-attr]
+        first_result = outcomes[first]
+        outcomes[index] = SendResult(first_result.message, created=False, members=first_result.members)  # type: ignore[union-attr]
     last_by_conversation: dict[int, Message] = {}
     read_by_member: dict[int, int] = {}
     for message in new_rows:

@@ -1,6 +1,7 @@
 """Batch routing: the logic loop routes a consumed batch together — one member read for
-all its conversations and one presence lookup for all recipients — and every recipient still gets
-every message exactly once, the sending socket none."""
+all its conversations (sent by the persist step with its lock) and one presence lookup
+for all recipients — and every recipient still gets every message exactly once, the
+sending socket none."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from messaging import routing
+from messaging import hot_sql, routing
 from messaging.bus import downstream_topic
 from messaging.logic import process_upstream_batch
 from messaging.models import Message
@@ -56,6 +57,14 @@ def test_a_batch_is_routed_with_one_presence_lookup_and_one_member_read(
         lambda *, conversation_ids: member_reads.append(sorted(conversation_ids))
         or real_members(conversation_ids=conversation_ids),
     )
+    persist_member_reads: list[list[int]] = []
+    real_routed = hot_sql.send_routed_members
+    monkeypatch.setattr(
+        hot_sql,
+        "send_routed_members",
+        lambda conversation_ids, max_group_size: persist_member_reads.append(sorted(conversation_ids))
+        or real_routed(conversation_ids, max_group_size),
+    )
 
     batch = [upstream(alice, team, client_msg_id=f"team-{n}", content=f"team {n}") for n in range(6)]
     batch += [upstream(alice, single_chat, client_msg_id=f"pair-{n}", content=f"pair {n}") for n in range(3)]
@@ -63,7 +72,10 @@ def test_a_batch_is_routed_with_one_presence_lookup_and_one_member_read(
 
     assert len(lookups) == 1
     assert sorted(lookups[0]) == sorted({alice.id, bob.id, carol.id})
-    assert member_reads == [sorted([team.id, single_chat.id])]
+    # One member read for both conversations, in the persist step's first round trip;
+    # routing reads none of its own.
+    assert persist_member_reads == [sorted([team.id, single_chat.id])]
+    assert member_reads == []
 
     team_ids = list(Message.objects.filter(conversation=team).order_by("seq").values_list("id", flat=True))
     pair_ids = list(Message.objects.filter(conversation=single_chat).order_by("seq").values_list("id", flat=True))
