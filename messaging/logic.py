@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -114,9 +114,11 @@ def _persist(upstreams: Sequence[pb.UpstreamMessage]) -> list[SendOutcome]:
         return _send_one_by_one(upstreams)
 
 
-def _answer(upstreams: Sequence[pb.UpstreamMessage], outcomes: Sequence[SendOutcome]) -> list[ToRoute]:
-    """Record each outcome (metrics, trace), register its ack or refusal, and return the
-    messages to route."""
+def _answer(
+    upstreams: Sequence[pb.UpstreamMessage], outcomes: Sequence[SendOutcome]
+) -> tuple[list[ToRoute], Callable[[], None]]:
+    """Record each outcome (metrics, trace); return the messages to route and the function
+    that produces the acks and refusals (see _route_and_reply)."""
     to_route: list[ToRoute] = []
     replies: list[tuple[pb.UpstreamMessage, SendOutcome]] = []
     created = duplicates = 0
@@ -175,10 +177,18 @@ def _answer(upstreams: Sequence[pb.UpstreamMessage], outcomes: Sequence[SendOutc
             else:
                 _ack(upstream, outcome.message)
 
+    return to_route, send_replies
+
+
+def _route_and_reply(to_route: list[ToRoute], send_replies: Callable[[], None]) -> None:
+    """Once the batch is committed: route it, with the acks produced between routing's
+    reads (presence) and its first envelope. The acks and the new-messages then reach a
+    gateway's topic together and are read in one fetch; produced before the reads, a
+    fetch could take the acks alone and leave the new-messages to the next one (a whole
+    fetch wait later). The acks still go out if the reads fail (routing retries later)."""
     # send_messages has committed by now (the loop runs in autocommit mode); on_commit
     # keeps "ack only after commit" true even if a caller wraps this in a transaction.
-    transaction.on_commit(send_replies)
-    return to_route
+    transaction.on_commit(lambda: route_messages(to_route, before_produce=send_replies))
 
 
 SEND_ACTIONS = ("", "send")
@@ -247,8 +257,7 @@ def _process_mixed(upstreams: Sequence[pb.UpstreamMessage]) -> None:
     def flush_run() -> None:
         if run:
             batch = list(run)
-            to_route = _answer(batch, _persist(batch))
-            transaction.on_commit(lambda: route_messages(to_route))
+            _route_and_reply(*_answer(batch, _persist(batch)))
             run.clear()
 
     for upstream in upstreams:
@@ -271,7 +280,5 @@ def process_upstream_batch(records: Sequence[BusRecord]) -> None:
         _process_mixed(upstreams)
     elif upstreams:
         # A pure-send batch (the hot path): exactly the statements it always issued.
-        to_route = _answer(upstreams, _persist(upstreams))
-        # Routing waits for the commit of every message it carries (at once in autocommit).
-        transaction.on_commit(lambda: route_messages(to_route))
+        _route_and_reply(*_answer(upstreams, _persist(upstreams)))
     get_producer().flush()

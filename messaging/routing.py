@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -189,14 +189,39 @@ class ToRoute:
     members: Mapping[int, bool] | None = None
 
 
-def route_messages(items: Sequence[ToRoute], *, flush: bool = False) -> None:
+def route_messages(
+    items: Sequence[ToRoute], *, flush: bool = False, before_produce: Callable[[], None] | None = None
+) -> None:
     """Deliver persisted messages to their conversations' members (the senders' other
     devices included) and enqueue their search indexing, reading each conversation's
     members and muted ids once and looking up the presence of all recipients together.
     Safe to call again for the same messages (at-least-once): gateways drop a new-message
-    a socket already had."""
+    a socket already had. `before_produce` runs once the reads are done (or have failed),
+    before the first envelope is produced (the logic produces its acks there)."""
     if not items:
+        if before_produce is not None:
+            before_produce()
         return
+    try:
+        member_flags, sizes, sessions = _read_for_routing(items)
+    finally:
+        if before_produce is not None:
+            before_produce()
+    members = {cid: list(flags) for cid, flags in member_flags.items()}
+    muted = {cid: {u for u, is_muted in flags.items() if is_muted} for cid, flags in member_flags.items()}
+    names: dict[int, str] = {}
+    index_on_write = settings.SEARCH_INDEX_ON_WRITE
+    for item in items:
+        _route_one(item, members, muted, sizes, sessions, names, index_on_write)
+    if flush:
+        get_producer().flush()
+
+
+def _read_for_routing(
+    items: Sequence[ToRoute],
+) -> tuple[dict[int, Mapping[int, bool]], dict[int, tuple[str, int]], Sessions]:
+    """The members (with muted flags) of the batch's inline-routed conversations, the
+    sizes of those read here, and the recipients' live sessions."""
     # Members the persist step read with its lock (the logic's batches): no query here.
     member_flags: dict[int, Mapping[int, bool]] = {
         item.message.conversation_id: item.members for item in items if item.members is not None
@@ -220,43 +245,48 @@ def route_messages(items: Sequence[ToRoute], *, flush: bool = False) -> None:
     # Members and their muted flags of every other small conversation: one query.
     if small:
         member_flags.update(members_of_conversations(conversation_ids=small))
-    members = {cid: list(flags) for cid, flags in member_flags.items()}
-    muted = {cid: {u for u, is_muted in flags.items() if is_muted} for cid, flags in member_flags.items()}
-    sessions = _lookup(user_id for ids in members.values() for user_id in ids)
-    names: dict[int, str] = {}
-    index_on_write = settings.SEARCH_INDEX_ON_WRITE
-    for item in items:
-        message = item.message
-        # Each message's trace id is the current one while it is routed (task headers, logs).
-        with tracing.bind(item.trace_id) if item.trace_id else contextlib.nullcontext():
-            if message.conversation_id not in members:
-                enqueue_task("tasks.large_group_fanout", message_id=message.id, trace_id=item.trace_id)
-                delivery_trace.record(
-                    "fanout_enqueued",
-                    trace_id=item.trace_id,
-                    message_id=message.id,
-                    members=sizes[message.conversation_id][1],
-                )
-            else:
-                ids = members[message.conversation_id]
-                if message.sender_id not in names:
-                    names[message.sender_id] = _sender_name(message)
-                _deliver(
-                    message,
-                    ids,
-                    sessions,
-                    muted=muted.get(message.conversation_id, set()),
-                    sender_name=names[message.sender_id],
-                    trace_id=item.trace_id,
-                    skip_connection_id=item.sender_connection_id,
-                    received_at_ms=item.received_at_ms,
-                )
-            # Both search backends' indexes are kept by the database itself (GIN index,
-            # FTS5 triggers); a task per message would only cost a broker round trip.
-            if index_on_write:
-                enqueue_task("tasks.index_message", message_id=message.id)
-    if flush:
-        get_producer().flush()
+    sessions = _lookup(user_id for flags in member_flags.values() for user_id in flags)
+    return member_flags, sizes, sessions
+
+
+def _route_one(
+    item: ToRoute,
+    members: dict[int, list[int]],
+    muted: dict[int, set[int]],
+    sizes: dict[int, tuple[str, int]],
+    sessions: Sessions,
+    names: dict[int, str],
+    index_on_write: bool,
+) -> None:
+    message = item.message
+    # Each message's trace id is the current one while it is routed (task headers, logs).
+    with tracing.bind(item.trace_id) if item.trace_id else contextlib.nullcontext():
+        if message.conversation_id not in members:
+            enqueue_task("tasks.large_group_fanout", message_id=message.id, trace_id=item.trace_id)
+            delivery_trace.record(
+                "fanout_enqueued",
+                trace_id=item.trace_id,
+                message_id=message.id,
+                members=sizes[message.conversation_id][1],
+            )
+        else:
+            ids = members[message.conversation_id]
+            if message.sender_id not in names:
+                names[message.sender_id] = _sender_name(message)
+            _deliver(
+                message,
+                ids,
+                sessions,
+                muted=muted.get(message.conversation_id, set()),
+                sender_name=names[message.sender_id],
+                trace_id=item.trace_id,
+                skip_connection_id=item.sender_connection_id,
+                received_at_ms=item.received_at_ms,
+            )
+        # Both search backends' indexes are kept by the database itself (GIN index,
+        # FTS5 triggers); a task per message would only cost a broker round trip.
+        if index_on_write:
+            enqueue_task("tasks.index_message", message_id=message.id)
 
 
 def route_message(

@@ -114,3 +114,51 @@ def test_search_index_on_write_defaults_off_on_both_databases():
 
     # PostgreSQL's GIN index and SQLite's FTS5 triggers (messaging/0004) index at write.
     assert settings.SEARCH_INDEX_ON_WRITE is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_acks_are_produced_after_routings_reads_so_they_leave_with_the_new_messages(
+    alice, bob, single_chat, monkeypatch, fresh_bus
+):
+    # An ack produced before the presence read can be fetched by the gateway alone, and
+    # the new-message then waits a whole fetch more: the acks wait for the reads instead.
+    from messaging.bus import get_producer
+
+    presence = get_presence()
+    presence.connect(alice.id, "conn-1", GATEWAY)
+    presence.connect(bob.id, "bob-phone", GATEWAY)
+    produced_before_lookup: list[str] = []
+    producer = get_producer()
+    real_produce = producer.produce
+    topics: list[str] = []
+    monkeypatch.setattr(producer, "produce", lambda topic, *a, **kw: topics.append(topic) or real_produce(topic, *a, **kw))
+    real_lookup = presence.lookup
+    monkeypatch.setattr(presence, "lookup", lambda ids: produced_before_lookup.extend(topics) or real_lookup(ids))
+
+    records = produce_and_take(upstream(alice, single_chat, client_msg_id="together"))
+    topics.clear()  # the upstream record itself
+    process_upstream_batch(records)
+
+    assert produced_before_lookup == []
+    kinds = [e.kind for e in envelopes(downstream_topic(GATEWAY))]
+    # On the one gateway topic the ack still precedes the new-message of the same id.
+    assert kinds == [pb.DownstreamMessage.SEND_ACK, pb.DownstreamMessage.NEW_MESSAGE]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_presence_read_still_acks_the_committed_batch_and_fails_it_for_a_retry(
+    alice, bob, single_chat, monkeypatch, fresh_bus
+):
+    presence = get_presence()
+    presence.connect(alice.id, "conn-1", GATEWAY)
+
+    def unavailable(ids):
+        raise ConnectionError("presence down")
+
+    monkeypatch.setattr(presence, "lookup", unavailable)
+    with pytest.raises(ConnectionError):
+        process_upstream_batch(produce_and_take(upstream(alice, single_chat, client_msg_id="acked-anyway")))
+    # Committed, so acknowledged; the batch fails so that routing is retried (consumed again).
+    stored = Message.objects.get(client_msg_id="acked-anyway")
+    acks = [e for e in envelopes(downstream_topic(GATEWAY)) if e.kind == pb.DownstreamMessage.SEND_ACK]
+    assert [a.message.id for a in acks] == [stored.id]
