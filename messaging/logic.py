@@ -157,8 +157,11 @@ def _answer(
             )
         )
     # One line per batch, not per message: an INFO line per message cost more than its
-    # persistence under load.
-    logger.info(
+    # persistence under load. At one message in flight every batch is one message, so a
+    # clean batch is DEBUG (the counters below have it); INFO when something was refused
+    # or repeated, which an operator looks for.
+    logger.log(
+        logging.INFO if created != len(upstreams) else logging.DEBUG,
         "upstream_batch_processed",
         extra={"records": len(upstreams), "persisted": created, "duplicates": duplicates,
                "refused": len(upstreams) - created - duplicates},
