@@ -33,3 +33,8 @@ application = ProtocolTypeRouter(
         "websocket": allowed_hosts_origin_validator(URLRouter(websocket_urlpatterns)),
     }
 )
+
+# Last: everything above lives as long as the process (gochat_site/gc_freeze.py).
+from gochat_site.gc_freeze import freeze_startup_objects  # noqa: E402
+
+freeze_startup_objects()

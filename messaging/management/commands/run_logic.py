@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from gochat_site import ids
+from gochat_site.gc_freeze import freeze_startup_objects
 from gochat_site.health import serve_consumer_health
 from messaging.consumers_registry import CONSUMERS, ConsumerHealth, run_consumer
 
@@ -29,6 +30,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         # Refuse to start without a unique snowflake worker id (gochat_site/ids.py).
         ids.ensure_worker_id()
+        freeze_startup_objects()
         stop = threading.Event()
 
         def request_stop(signum: int, frame: Any) -> None:
