@@ -83,36 +83,25 @@ def pipeline() -> Iterator[None]:
 def write_transaction() -> Iterator[None]:
     """One transaction around the hot path's writes, in pipeline mode on PostgreSQL.
 
-    Django's atomic() switches the connection's autocommit off on entry and on again on
-    exit, and psycopg syncs an open pipeline for each switch: two extra round trips, and
-    COMMIT a third (py-spy of a batch of one: 29% of its wall time in set_autocommit).
-    At the top level of an autocommit connection (the logic loop) BEGIN and COMMIT go
-    into the pipeline as statements instead: BEGIN with the batch's first reads, COMMIT
-    with its writes, two round trips in all. A failure rolls back before it propagates,
-    and the connection is back in autocommit with no transaction open either way.
-    Inside a caller's transaction (an API request, a test case) this is atomic(), a
-    savepoint; on SQLite atomic() (BEGIN IMMEDIATE, see the sqlite3 backend)."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block or not connection.get_autocommit():
-        with pipeline(), transaction.atomic():
-            yield
-        return
-    connection.ensure_connection()
-    raw = connection.connection
-    with connection.wrap_database_errors:
-        try:
-            with raw.pipeline():
-                # Through Django's cursor, so they are counted like atomic()'s own.
-                with connection.cursor() as begin:
-                    begin.execute("BEGIN")
+    It is Django's atomic() (select_for_update, on_commit hooks, savepoints inside it all
+    work as usual), arranged so that the transaction costs two round trips: atomic()
+    switches autocommit off before the pipeline opens (inside one, psycopg syncs the
+    pipeline for each switch: two round trips more, 29% of a batch of one's wall time in
+    py-spy), BEGIN goes with the first reads, and COMMIT is queued behind the writes so
+    the pipeline's closing sync carries both. atomic()'s own commit then finds the
+    transaction closed and only runs the on_commit hooks. A failure rolls back as in any
+    atomic() block. Inside a caller's transaction (an API request, a test case) this is a
+    savepoint and no COMMIT is sent; on SQLite it is atomic() (BEGIN IMMEDIATE)."""
+    outermost = not connection.in_atomic_block and connection.get_autocommit()
+    with transaction.atomic():
+        if connection.vendor != "postgresql" or not outermost:
+            with pipeline():
                 yield
-                with connection.cursor() as commit:
-                    commit.execute("COMMIT")
-        except BaseException:
-            try:
-                raw.rollback()  # leaves the failed pipeline, then ROLLBACK if still open
-            except Exception:  # noqa: BLE001 - a broken connection: Django drops it (errors_occurred)
-                connection.errors_occurred = True
-            raise
+            return
+        raw = connection.connection
+        with connection.wrap_database_errors, raw.pipeline():
+            yield
+            raw.execute("COMMIT")
 
 
 Result = TypeVar("Result")

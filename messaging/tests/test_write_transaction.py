@@ -76,3 +76,29 @@ def test_on_postgresql_the_transaction_is_two_round_trips_with_begin_and_commit_
     statements = [q["sql"] for q in captured.captured_queries]
     assert statements[0] == "BEGIN" and statements[-1] == "COMMIT", statements
     assert connection.connection.info.transaction_status == 0  # IDLE: nothing left open
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_commit_hooks_inside_run_after_the_commit_and_not_after_a_rollback():
+    ran: list[str] = []
+    with hot_sql.write_transaction():
+        with hot_sql.cursor() as cursor:
+            _insert_conversation(cursor, 9_000_005)
+        transaction.on_commit(lambda: ran.append("committed"))
+        assert ran == []  # not before the COMMIT
+    assert ran == ["committed"]
+    with pytest.raises(RuntimeError):
+        with hot_sql.write_transaction():
+            transaction.on_commit(lambda: ran.append("rolled back"))
+            raise RuntimeError("rolled back")
+    assert ran == ["committed"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_row_locks_of_the_orm_work_inside(alice, bob):
+    # select_for_update refuses to run outside a transaction: the attachment lock of the
+    # persist step runs inside this one.
+    from messaging.models import Conversation as C
+
+    with hot_sql.write_transaction():
+        assert list(C.objects.select_for_update().filter(id=-1)) == []
