@@ -51,11 +51,12 @@ def _lifecycle_echo(envelope: pb.DownstreamMessage) -> dict[str, str] | None:
     return echo
 
 
-# Frames of one envelope written between two turns of the event loop. A write only
+# Frames of one envelope written between two turns of the event loop (16 beat 64 in two
+# back-to-back pairs of production s2k runs: 64 and 71 ms against 66 and 77). A write only
 # queues the frame in the socket's transport; the event loop sends it on its next turn.
 # Without a turn in between, a group's 1,000 frames all left after the last was queued,
 # and the first member waited for the whole loop (s2k, docs/benchmarks.md).
-FRAMES_PER_LOOP_TURN = 64
+FRAMES_PER_LOOP_TURN = 16
 
 
 async def deliver_envelope(envelope: pb.DownstreamMessage) -> int:
