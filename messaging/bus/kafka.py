@@ -47,6 +47,13 @@ def _new_rd_producer() -> _RdProducer:
     )
 
 
+def _is_fatal(exc: KafkaException) -> bool:
+    error = exc.args[0] if exc.args else None
+    if not isinstance(error, KafkaError):
+        return False
+    return error.fatal() or error.code() == KafkaError._FATAL
+
+
 class KafkaProducer:
     """The producer of one process. After a delivery failure it is replaced by a fresh
     librdkafka producer: an idempotent producer that lived through a broker losing its
@@ -88,6 +95,7 @@ class KafkaProducer:
     ) -> None:
         if self._broken:
             self._renew("delivery failed")
+        renewed = False
         while True:
             try:
                 self._producer.produce(
@@ -97,6 +105,18 @@ class KafkaProducer:
             except BufferError:
                 # Local queue full: let librdkafka drain it, then retry instead of dropping.
                 self._producer.poll(0.1)
+            except KafkaException as exc:
+                # An idempotent producer that hit a fatal error (a broker that lost its data
+                # answers with sequence numbers it no longer knows) refuses every record
+                # from then on: without a new one the logic's batch failed at its first
+                # ack forever (fault matrix, restart-broker). What the old one held is
+                # dropped with it, so the next flush() fails and the batch is read again.
+                if renewed or not _is_fatal(exc):
+                    raise
+                with self._errors_lock:
+                    self._errors.append(f"producer fatal error: {exc}")
+                self._renew(f"fatal error: {exc}")
+                renewed = True
         # Serves delivery callbacks of earlier records without blocking.
         self._producer.poll(0)
 
