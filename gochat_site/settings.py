@@ -315,6 +315,12 @@ KAFKA_FETCH_WAIT_MAX_MS = env_int("KAFKA_FETCH_WAIT_MAX_MS", 100)
 # request is in flight, so this costs no throughput (peerbench s1 1,352/1,431 msg/s at 0
 # against 1,316/1,354 at 2) and saves two lingers on every message's path.
 KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 0)
+# The linger of a process that flushes its producer after every consumed batch (the logic,
+# the task bridge: messaging.bus.flush_per_batch). flush() sends what lingers at once, so
+# this never delays a record; it keeps librdkafka from sending a batch's first record
+# alone, so one batch's acks and new-messages for a gateway leave in one Produce request
+# (at 0, 1.8 requests per message at peerbench s1u; docs/benchmarks.md).
+KAFKA_BATCH_LINGER_MS = env_int("KAFKA_BATCH_LINGER_MS", 20)
 # How long the producer keeps retrying a record before reporting it failed (librdkafka's
 # message.timeout.ms, 300 s by default). A failure is what makes the producer replace
 # itself (messaging/bus/kafka.py), so the default would leave a gateway producing into a

@@ -41,7 +41,7 @@ from django.db import close_old_connections, connections
 from django.utils.module_loading import import_string
 
 from gochat_site import metrics
-from messaging.bus import BusRecord, Consumer, downstream_topic, ensure_topics, get_consumer
+from messaging.bus import BusRecord, Consumer, downstream_topic, ensure_topics, flush_per_batch, get_consumer
 
 logger = logging.getLogger(__name__)
 
@@ -394,6 +394,9 @@ def run_consumer(
 ) -> None:
     """Run `spec` in this thread until `stop` is set (the run_logic command)."""
     process = spec.process_function()
+    # Every processing function run here flushes the producer before returning (the
+    # commit must follow delivery), so what a batch produces may wait for that flush.
+    flush_per_batch()
     size = batch_size or settings.KAFKA_CONSUME_BATCH
     metrics.start_metrics_server()
     lag = _LagSampler(spec)

@@ -20,6 +20,7 @@ __all__ = [
     "Producer",
     "downstream_topic",
     "ensure_topics",
+    "flush_per_batch",
     "get_consumer",
     "get_producer",
     "memory_broker",
@@ -31,6 +32,8 @@ _lock = threading.Lock()
 # the parent's librdkafka handle, whose background threads did not survive the fork.
 _producers: dict[tuple[int, str], Producer] = {}
 _memory_broker: MemoryBroker | None = None
+# Set by flush_per_batch(): this process flushes after every batch it consumes.
+_flushes_per_batch = False
 
 
 def _backend() -> str:
@@ -49,6 +52,22 @@ def memory_broker() -> MemoryBroker:
         return _memory_broker
 
 
+def flush_per_batch() -> None:
+    """Declare that this process flushes its producer at the end of every batch it
+    consumes (run_consumer: the logic, the task bridge). Its Kafka producer then lingers
+    KAFKA_BATCH_LINGER_MS instead of KAFKA_LINGER_MS: what a batch produces leaves in one
+    request per partition at the flush, instead of its first record alone at once.
+    Call it before the producer's first use; a producer already made is replaced."""
+    global _flushes_per_batch
+    with _lock:
+        if _flushes_per_batch:
+            return
+        _flushes_per_batch = True
+        stale = [key for key in _producers if key[1] == "kafka"]
+        for key in stale:
+            _producers.pop(key).close()
+
+
 def get_producer() -> Producer:
     """The process-wide producer of the configured backend."""
     backend = _backend()
@@ -61,7 +80,8 @@ def get_producer() -> Producer:
     else:
         from messaging.bus.kafka import KafkaProducer
 
-        producer = KafkaProducer()
+        linger_ms = settings.KAFKA_BATCH_LINGER_MS if _flushes_per_batch else settings.KAFKA_LINGER_MS
+        producer = KafkaProducer(linger_ms=linger_ms)
     with _lock:
         # Another thread may have won the race; keep the first one.
         return _producers.setdefault(cache_key, producer)
@@ -111,11 +131,12 @@ def downstream_topic(gateway_id: str) -> str:
 
 def reset_bus() -> None:
     """Tests: forget the in-memory broker and every cached producer of this process."""
-    global _memory_broker
+    global _memory_broker, _flushes_per_batch
     with _lock:
         producers = list(_producers.values())
         _producers.clear()
         _memory_broker = None
+        _flushes_per_batch = False
     for producer in producers:
         close = getattr(producer, "close", None)
         if close is not None:

@@ -35,13 +35,13 @@ def _headers_in(raw: list[tuple[str, bytes | None]] | None) -> dict[str, str]:
     return {name: (value or b"").decode("utf-8", errors="replace") for name, value in raw}
 
 
-def _new_rd_producer() -> _RdProducer:
+def _new_rd_producer(linger_ms: int) -> _RdProducer:
     return _RdProducer(
         {
             "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
             "acks": "all",
             "enable.idempotence": True,
-            "linger.ms": settings.KAFKA_LINGER_MS,
+            "linger.ms": linger_ms,
             "message.timeout.ms": settings.KAFKA_DELIVERY_TIMEOUT_MS,
         }
     )
@@ -63,14 +63,15 @@ class KafkaProducer:
     What the old one still held is dropped; its senders are told (the logic's batch
     fails and is consumed again, a client's unacknowledged send is resent)."""
 
-    def __init__(self) -> None:
-        self._producer = _new_rd_producer()
+    def __init__(self, *, linger_ms: int | None = None) -> None:
+        self.linger_ms = settings.KAFKA_LINGER_MS if linger_ms is None else linger_ms
+        self._producer = _new_rd_producer(self.linger_ms)
         self._errors_lock = threading.Lock()
         self._errors: list[str] = []
         self._broken = False
 
     def _renew(self, reason: str) -> None:
-        old, self._producer = self._producer, _new_rd_producer()
+        old, self._producer = self._producer, _new_rd_producer(self.linger_ms)
         self._broken = False
         try:
             old.purge()

@@ -279,3 +279,25 @@ def test_kafka_flush_raises_when_the_broker_never_acknowledges(settings):
     with pytest.raises(BusDeliveryError, match="not acknowledged"):
         producer.flush(timeout=1.0)
     producer.close(timeout=0)
+
+
+def test_a_batch_producer_lingers_yet_its_flush_delivers_at_once(kafka_bus, settings, consumers):
+    # A process that flushes after every batch (run_logic) lets its records linger so a
+    # batch leaves in one request; the flush must not wait that linger out.
+    from messaging.bus import flush_per_batch
+
+    settings.KAFKA_BATCH_LINGER_MS = 8_000  # below message.timeout.ms, as librdkafka requires
+    topic = new_topic()
+    consumer = consumers([topic], f"g-{uuid.uuid4().hex[:8]}")
+    flush_per_batch()
+    producer = get_producer()
+    assert producer.linger_ms == 8_000
+    producer.produce(topic, b"ack", key="c1")
+    producer.produce(topic, b"new-message", key="c1")
+    producer.flush(timeout=4.0)  # BusDeliveryError if the records still lingered
+    assert [r.value for r in consume_n(consumer, 2)] == [b"ack", b"new-message"]
+
+
+def test_a_process_that_does_not_flush_per_batch_sends_at_once(kafka_bus, settings):
+    settings.KAFKA_LINGER_MS = 0
+    assert get_producer().linger_ms == 0

@@ -49,13 +49,15 @@ class _Working:
 def test_a_fatally_failed_producer_is_replaced_and_the_next_flush_fails_the_batch(monkeypatch):
     failed = _FatallyFailed()
     made: list[object] = []
+    lingers: list[int] = []
 
-    def new_instance() -> object:
+    def new_instance(linger_ms: int) -> object:
+        lingers.append(linger_ms)
         made.append(failed if not made else _Working())
         return made[-1]
 
     monkeypatch.setattr(kafka, "_new_rd_producer", new_instance)
-    producer = kafka.KafkaProducer()
+    producer = kafka.KafkaProducer(linger_ms=20)
 
     producer.produce("im-downstream-topic-gw", b"ack")
 
@@ -69,6 +71,8 @@ def test_a_fatally_failed_producer_is_replaced_and_the_next_flush_fails_the_batc
     producer.produce("im-downstream-topic-gw", b"ack again")
     producer.flush()
     assert made[-1].records == [("im-downstream-topic-gw", b"ack again")]
+    # Every replacement keeps the producer's linger (a batch producer stays one).
+    assert set(lingers) == {20}
 
 
 def test_an_error_that_is_not_fatal_still_raises(monkeypatch):
@@ -76,6 +80,6 @@ def test_an_error_that_is_not_fatal_still_raises(monkeypatch):
         def produce(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
             raise KafkaException(KafkaError(KafkaError._INVALID_ARG, "bad header"))
 
-    monkeypatch.setattr(kafka, "_new_rd_producer", _Refusing)
+    monkeypatch.setattr(kafka, "_new_rd_producer", lambda linger_ms: _Refusing())
     with pytest.raises(KafkaException):
         kafka.KafkaProducer().produce("topic", b"x")
