@@ -76,6 +76,18 @@ class _PathBroken(Exception):
         self.reason = reason
 
 
+# The labelled child of WS_FRAMES_OUT per frame type: labels() takes a lock and builds a
+# key on every call, and a group message writes a frame per member socket.
+_FRAMES_OUT: dict[str, Any] = {}
+
+
+def _frames_out(frame_type: str) -> Any:  # noqa: ANN401 - prometheus_client's child Counter
+    child = _FRAMES_OUT.get(frame_type)
+    if child is None:
+        child = _FRAMES_OUT[frame_type] = metrics.WS_FRAMES_OUT.labels(type=frame_type)
+    return child
+
+
 class GatewayConsumer(AsyncWebsocketConsumer):
     # No Channels layer: delivery comes from the gateway's own downstream topic
     # (downstream.py), never from the layer. With the Redis layer configured every socket
@@ -366,16 +378,16 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     async def push_frame(self, frame: dict[str, Any], *, delivered_id: int | None = None) -> None:
         if delivered_id is not None:
             self._remember(delivered_id)
-        metrics.WS_FRAMES_OUT.labels(type=frame["type"]).inc()
+        _frames_out(frame["type"]).inc()
         await self.send(text_data=protocol.encode(frame))
 
     async def push_encoded(self, frame: dict[str, Any], encoded: str) -> None:
         """A frame encoded once for many sockets (update frames)."""
-        metrics.WS_FRAMES_OUT.labels(type=frame["type"]).inc()
+        _frames_out(frame["type"]).inc()
         await self.send(text_data=encoded)
 
     async def push_new_message(self, frame: dict[str, Any], *, message_id: int, encoded: str | None = None) -> None:
         if self._remember(message_id):
-            metrics.WS_FRAMES_OUT.labels(type=frame["type"]).inc()
+            _frames_out(frame["type"]).inc()
             metrics.MESSAGES_DELIVERED.inc()
             await self.send(text_data=encoded if encoded is not None else protocol.encode(frame))

@@ -198,6 +198,36 @@ async def test_slow_consumer_is_closed_4010_with_its_queue_bounded(gateway, toke
     ws.close()
 
 
+async def test_frames_of_every_length_arrive_whole_and_in_order_while_the_socket_is_backed_up(
+    gateway, token, alice, bob
+):
+    # The gateway writes a frame straight to the socket only while Twisted holds nothing
+    # for it (daphne_options.send_now): with a tiny receive window the ~400 KB sync-results
+    # back up in Twisted's buffer, and the small frames after them must wait their turn.
+    from channels.db import database_sync_to_async
+
+    conversation_id = await database_sync_to_async(_fill_conversation)(alice, bob, 100)
+    gw = await asyncio.to_thread(gateway, WS_RATE_LIMIT=1000)
+    ws = await RawWs.connect(gw.ws_url, token(alice), rcvbuf=4096)
+    # Message counts per sync-result: ~400 KB (64-bit length), ~4 KB and ~40 KB (16-bit);
+    # each pong is under 126 bytes (7-bit length). The first ~5 MB fill the kernel's
+    # send buffer (a few MB on loopback), so the rest queue in Twisted's.
+    asked = [100] * 12 + [1, 10, 1]
+    for limit in asked:
+        ws.send_json({"type": "sync", "data": {"conversation_id": str(conversation_id), "limit": limit}})
+        ws.send_json({"type": "ping"})
+    await ws.writer.drain()
+    await asyncio.sleep(2.0)  # the gateway writes everything it can while nobody reads
+    replies = [await ws.read_json() for _ in range(2 * len(asked))]
+    assert [r["type"] for r in replies] == ["sync-result", "pong"] * len(asked)
+    assert [len(r["data"]["messages"]) for r in replies[::2]] == asked
+    # Every message arrived whole and once.
+    for reply in replies[::2]:
+        assert all(m["content"] == "y" * 4000 for m in reply["data"]["messages"])
+        assert len({m["id"] for m in reply["data"]["messages"]}) == len(reply["data"]["messages"])
+    ws.close()
+
+
 def _bulk_users(n: int) -> list:
     import uuid
 
