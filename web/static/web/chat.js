@@ -527,9 +527,14 @@
   }
 
   // hiddenSeqs: seqs the user hid (history/sync `hidden_seqs`), held so they are no gap.
+  // A chat whose first history page is still on its way keeps what arrives meanwhile (the
+  // acknowledgement of a message sent right after opening it, others' new messages): the
+  // server may have answered that request before it stored them, and dropped here they
+  // would be gone from the screen, the pending copy already settled. loadNewest merges the
+  // page into them.
   function addMessages(convId, messages, hiddenSeqs) {
     const chat = state.chats.get(convId);
-    if (!chat || !chat.loaded) return;
+    if (!chat) return;
     if (hiddenSeqs && hiddenSeqs.length) {
       if (!chat.hidden) chat.hidden = new Set();
       for (const seq of hiddenSeqs) chat.hidden.add(seq);
@@ -568,6 +573,11 @@
     chat.loaded = true;
     chat.hasMoreBefore = data.has_more;
     addMessages(convId, data.messages, data.hidden_seqs);
+    // What arrived while the page was on its way sits above it; a hole between the two
+    // (a frame the socket lost meanwhile) is pulled like any other gap.
+    let top = 0;
+    for (const seq of chat.messages.keys()) if (seq > top) top = seq;
+    if (top > contiguousTop(chat)) pullAfter(convId);
   }
 
   async function loadOlder(convId, limit = PAGE_SIZE) {
@@ -1215,9 +1225,9 @@
   function receive(message) {
     const convId = message.conversation_id;
     const chat = state.chats.get(convId);
-    if (chat && chat.loaded) {
-      const top = contiguousTop(chat);
-      const gap = chat.messages.size > 0 && message.seq > top + 1;
+    if (chat) {
+      // Before the first history page is in, loadNewest looks for gaps once it is.
+      const gap = chat.loaded && chat.messages.size > 0 && message.seq > contiguousTop(chat) + 1;
       addMessages(convId, [message]);
       if (gap) pullAfter(convId);
     }
