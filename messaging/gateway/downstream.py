@@ -52,10 +52,10 @@ def _lifecycle_echo(envelope: pb.DownstreamMessage) -> dict[str, str] | None:
 
 
 # Frames of one envelope written between two turns of the event loop (16 beat 64 in two
-# back-to-back pairs of production s2k runs: 64 and 71 ms against 66 and 77). A write only
-# queues the frame in the socket's transport; the event loop sends it on its next turn.
-# Without a turn in between, a group's 1,000 frames all left after the last was queued,
-# and the first member waited for the whole loop (s2k, docs/benchmarks.md).
+# back-to-back pairs of production s2k runs: 64 and 71 ms against 66 and 77). Under daphne
+# a frame now leaves at once when its socket has nothing queued (daphne_options.send_now);
+# a frame that queues is sent by the event loop on its next turn, and other sockets'
+# frames (a send-ack, a reply) wait for those turns too while a group of 1,000 is written.
 FRAMES_PER_LOOP_TURN = 16
 
 
