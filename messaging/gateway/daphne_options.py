@@ -152,6 +152,11 @@ def apply() -> None:
                 "ws_slow_consumer",
                 extra={"queued_bytes": queued_bytes(self.transport), "limit": limit, "client": str(self.client_addr)},
             )
+            # autobahn drops the TCP connection (unsent bytes and the close frame with it)
+            # when the peer has not answered a close within closeHandshakeTimeout, 1 s by
+            # default: the grace would be 1 s, and a client reading the megabytes queued
+            # before the close frame (kernel and Twisted buffers) lost the 4010 under load.
+            self.closeHandshakeTimeout = SLOW_CONSUMER_GRACE_SECONDS
             self.sendCloseFrame(code=CLOSE_SLOW_CONSUMER, reasonUtf8=b"slow consumer", isReply=False)
             # Imported here: importing the reactor at start-up would install Twisted's
             # default one before daphne installs its asyncio reactor.

@@ -191,6 +191,9 @@ async def test_slow_consumer_is_closed_4010_with_its_queue_bounded(gateway, toke
         ws.send_json({"type": "sync", "data": {"conversation_id": str(conversation_id), "limit": 100}})
     await ws.writer.drain()
     await asyncio.to_thread(gw.wait_for_log, "ws_slow_consumer", 60)
+    # Well within the grace (SLOW_CONSUMER_GRACE_SECONDS) but past autobahn's own 1 s
+    # close-handshake timeout, which used to drop the connection and the 4010 with it.
+    await asyncio.sleep(2.0)
     # The client finally reads: what was queued (bounded, far from all 60), then 4010.
     code, reason, frames = await ws.read_until_close(timeout=WAIT)
     assert (code, reason) == (4010, "slow consumer")
