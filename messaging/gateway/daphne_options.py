@@ -26,7 +26,8 @@ daphne's classes once:
   without limit. GatewayWebSocketProtocol checks the transport's queued bytes after each
   frame; past WS_MAX_SEND_BUFFER_BYTES it drops later frames, queues a close frame 4010
   "slow consumer" (a client that resumes reading sees it after what was queued) and
-  aborts the connection SLOW_CONSUMER_GRACE_SECONDS later if the client has not closed.
+  autobahn aborts the connection SLOW_CONSUMER_GRACE_SECONDS later if the client has not
+  answered the close (its close-handshake timeout, raised for this close).
 
 Other servers (uvicorn) do not import daphne's protocol; apply() does nothing if daphne
 is not installed.
@@ -152,21 +153,12 @@ def apply() -> None:
                 "ws_slow_consumer",
                 extra={"queued_bytes": queued_bytes(self.transport), "limit": limit, "client": str(self.client_addr)},
             )
-            # autobahn drops the TCP connection (unsent bytes and the close frame with it)
-            # when the peer has not answered a close within closeHandshakeTimeout, 1 s by
-            # default: the grace would be 1 s, and a client reading the megabytes queued
-            # before the close frame (kernel and Twisted buffers) lost the 4010 under load.
+            # The grace is autobahn's close-handshake timer: it aborts the TCP connection
+            # when the peer has not answered the close in closeHandshakeTimeout, 1 s by
+            # default, too short for a client to read the megabytes queued before the
+            # close frame (kernel and Twisted buffers): it lost the 4010 under load.
             self.closeHandshakeTimeout = SLOW_CONSUMER_GRACE_SECONDS
             self.sendCloseFrame(code=CLOSE_SLOW_CONSUMER, reasonUtf8=b"slow consumer", isReply=False)
-            # Imported here: importing the reactor at start-up would install Twisted's
-            # default one before daphne installs its asyncio reactor.
-            from twisted.internet import reactor
-
-            reactor.callLater(SLOW_CONSUMER_GRACE_SECONDS, self._abort_slow_consumer)
-
-        def _abort_slow_consumer(self) -> None:
-            if self.transport is not None and self.state != self.STATE_CLOSED:
-                self.transport.abortConnection()
 
     original_options = WebSocketFactory.setProtocolOptions
 
