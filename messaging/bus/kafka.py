@@ -54,6 +54,21 @@ def _is_fatal(exc: KafkaException) -> bool:
     return error.fatal() or error.code() == KafkaError._FATAL
 
 
+class _Generation:
+    """One librdkafka producer's standing inside a KafkaProducer: whether it is still the
+    one in use, and whether the caller was already told about what it held when replaced."""
+
+    __slots__ = ("current", "reported")
+
+    def __init__(self) -> None:
+        self.current = True
+        self.reported = False
+
+
+# Delivery errors kept for the next flush() (the rest are counted).
+MAX_ERRORS_KEPT = 100
+
+
 class KafkaProducer:
     """The producer of one process. After a delivery failure it is replaced by a fresh
     librdkafka producer: an idempotent producer that lived through a broker losing its
@@ -65,14 +80,36 @@ class KafkaProducer:
 
     def __init__(self, *, linger_ms: int | None = None) -> None:
         self.linger_ms = settings.KAFKA_LINGER_MS if linger_ms is None else linger_ms
-        self._producer = _new_rd_producer(self.linger_ms)
         self._errors_lock = threading.Lock()
         self._errors: list[str] = []
-        self._broken = False
+        self._errors_dropped = 0
+        self._install()
 
-    def _renew(self, reason: str) -> None:
-        old, self._producer = self._producer, _new_rd_producer(self.linger_ms)
+    def _install(self) -> None:
+        """A fresh librdkafka producer, with a delivery callback that knows which one it
+        belongs to: the records a replaced producer still held are purged, and their
+        callbacks ("Purged in queue") must not mark its successor broken. They did: the
+        next produce() replaced the successor and purged the record it had just taken,
+        and so on for every record while clients kept sending (the fault matrix's
+        restart-broker saw ~35 replacements per gateway, and sends never acknowledged)."""
+        generation = _Generation()
+        self._generation = generation
         self._broken = False
+        self._producer = _new_rd_producer(self.linger_ms)
+
+        def on_delivery(err: KafkaError | None, msg) -> None:  # noqa: ANN001 - librdkafka Message
+            if err is not None:
+                self._delivery_failed(generation, err, msg)
+
+        self._on_delivery = on_delivery
+
+    def _renew(self, reason: str, *, reported: bool) -> None:
+        """Replace the producer. `reported`: the caller already counts what the old one
+        still held as failed (flush() raising), so their purge callbacks add no error."""
+        old, old_generation = self._producer, self._generation
+        old_generation.current = False
+        old_generation.reported = reported
+        self._install()
         try:
             old.purge()
             old.flush(0)
@@ -80,22 +117,34 @@ class KafkaProducer:
             logger.debug("bus_producer_purge_failed", exc_info=True)
         logger.warning("bus_producer_renewed", extra={"reason": reason})
 
-    def _on_delivery(self, err: KafkaError | None, msg) -> None:  # noqa: ANN001 - librdkafka Message
-        if err is None:
-            return
-        self._broken = True
+    def _delivery_failed(self, generation: _Generation, err: KafkaError, msg) -> None:  # noqa: ANN001
+        if generation.current:
+            self._broken = True
         logger.error(
             "bus_delivery_failed",
-            extra={"topic": msg.topic(), "partition": msg.partition(), "error": err.str()},
+            extra={
+                "topic": msg.topic(),
+                "partition": msg.partition(),
+                "error": err.str(),
+                "replaced_producer": not generation.current,
+            },
         )
+        if generation.reported:
+            return
         with self._errors_lock:
-            self._errors.append(f"{msg.topic()}: {err.str()}")
+            # Bounded: a process that never flushes (a gateway) reads none of them, and
+            # one error is enough to fail a flush.
+            if len(self._errors) < MAX_ERRORS_KEPT:
+                self._errors.append(f"{msg.topic()}: {err.str()}")
+            else:
+                self._errors_dropped += 1
 
     def produce(
         self, topic: str, value: bytes, *, key: str | bytes | None = None, headers: dict[str, str] | None = None
     ) -> None:
         if self._broken:
-            self._renew("delivery failed")
+            # Not reported yet: the records it still held fail the next flush().
+            self._renew("delivery failed", reported=False)
         renewed = False
         while True:
             try:
@@ -116,7 +165,7 @@ class KafkaProducer:
                     raise
                 with self._errors_lock:
                     self._errors.append(f"producer fatal error: {exc}")
-                self._renew(f"fatal error: {exc}")
+                self._renew(f"fatal error: {exc}", reported=True)
                 renewed = True
         # Serves delivery callbacks of earlier records without blocking.
         self._producer.poll(0)
@@ -125,10 +174,16 @@ class KafkaProducer:
         remaining = self._producer.flush(timeout)
         with self._errors_lock:
             errors, self._errors = self._errors, []
+            dropped, self._errors_dropped = self._errors_dropped, 0
+        if dropped:
+            errors.append(f"{dropped} more delivery error(s)")
         if remaining:
             errors.append(f"{remaining} record(s) not acknowledged within {timeout}s")
+        if remaining or self._broken:
+            # Only the current producer's own failures replace it; errors of one already
+            # replaced (what it held when it was) are reported, not acted on again.
+            self._renew(errors[0], reported=True)
         if errors:
-            self._renew(errors[0])
             raise BusDeliveryError("; ".join(errors))
 
     def check(self, timeout: float = 2.0) -> None:

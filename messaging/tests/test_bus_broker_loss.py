@@ -59,3 +59,77 @@ def test_producer_heals_after_the_broker_restarts_without_its_data(settings):
     finally:
         producer.close(1)
         broker.stop()
+
+
+def test_a_replaced_producer_does_not_replace_its_successor(settings, caplog):
+    """While the broker is away, one replacement per delivery timeout, not one per record.
+
+    The records a replaced producer still held are purged, and their callbacks ("Purged
+    in queue") used to mark its successor broken: the next produce() replaced it and
+    purged the record it had just taken, and so on for every record. A gateway whose
+    clients kept sending replaced its producer on every send and lost each send to the
+    next (the fault matrix's restart-broker: ~35 replacements a gateway, sends that were
+    never acknowledged). Afterwards the records produced once the broker is back are
+    delivered."""
+    from confluent_kafka import Consumer
+
+    from messaging.bus.kafka import KafkaProducer
+    from tests.harness.kafka import start_tansu
+
+    cluster = f"renew-{uuid.uuid4().hex[:8]}"
+    broker = start_tansu(cluster_id=cluster)
+    settings.KAFKA_BOOTSTRAP_SERVERS = broker.bootstrap
+    settings.KAFKA_DELIVERY_TIMEOUT_MS = 1000
+    topic = f"renew-{uuid.uuid4().hex[:6]}"
+    producer = KafkaProducer()
+    try:
+        producer.produce(topic, b"before")
+        producer.flush(10)
+        port = broker.port
+        broker.stop()
+
+        caplog.set_level("WARNING", logger="messaging.bus.kafka")
+        outage = 3.5
+        sent = 0
+        until = time.monotonic() + outage
+        while time.monotonic() < until:  # a client sending every 50 ms meanwhile
+            producer.produce(topic, f"during-{sent}".encode())
+            sent += 1
+            time.sleep(0.05)
+        renewals = [r for r in caplog.records if r.getMessage() == "bus_producer_renewed"]
+        # Records time out after 1 s: a renewal each second at most (plus one for luck),
+        # where the purge cascade gave one for nearly every one of the ~70 records.
+        assert 1 <= len(renewals) <= outage + 1, f"{len(renewals)} replacements for {sent} records"
+
+        broker = start_tansu(port=port, cluster_id=cluster)  # same broker, memory gone
+        settings.KAFKA_DELIVERY_TIMEOUT_MS = 10000
+        # The outage's records are reported as failed once; then a round of records
+        # (the logic's batch read again) is delivered whole.
+        delivered_round = None
+        for attempt in range(10):
+            values = [f"after-{attempt}-{i}".encode() for i in range(20)]
+            for value in values:
+                producer.produce(topic, value)
+            try:
+                producer.flush(10)
+                delivered_round = values
+                break
+            except BusDeliveryError:
+                continue
+        assert delivered_round is not None, "no round of records delivered after the broker came back"
+
+        consumer = Consumer(
+            {"bootstrap.servers": broker.bootstrap, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"}
+        )
+        consumer.subscribe([topic])
+        seen: set[bytes] = set()
+        read_until = time.monotonic() + 30
+        while not set(delivered_round) <= seen and time.monotonic() < read_until:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                seen.add(message.value())
+        consumer.close()
+        assert set(delivered_round) <= seen
+    finally:
+        producer.close(1)
+        broker.stop()
