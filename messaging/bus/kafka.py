@@ -55,13 +55,13 @@ def _is_fatal(exc: KafkaException) -> bool:
 
 
 class _Generation:
-    """One librdkafka producer's standing inside a KafkaProducer: whether it is still the
-    one in use, and whether the caller was already told about what it held when replaced."""
+    """One librdkafka producer inside a KafkaProducer (the current one is
+    KafkaProducer._generation): whether, once replaced, its caller was already told
+    about what it still held."""
 
-    __slots__ = ("current", "reported")
+    __slots__ = ("reported",)
 
     def __init__(self) -> None:
-        self.current = True
         self.reported = False
 
 
@@ -106,9 +106,8 @@ class KafkaProducer:
     def _renew(self, reason: str, *, reported: bool) -> None:
         """Replace the producer. `reported`: the caller already counts what the old one
         still held as failed (flush() raising), so their purge callbacks add no error."""
-        old, old_generation = self._producer, self._generation
-        old_generation.current = False
-        old_generation.reported = reported
+        old = self._producer
+        self._generation.reported = reported
         self._install()
         try:
             old.purge()
@@ -118,7 +117,8 @@ class KafkaProducer:
         logger.warning("bus_producer_renewed", extra={"reason": reason})
 
     def _delivery_failed(self, generation: _Generation, err: KafkaError, msg) -> None:  # noqa: ANN001
-        if generation.current:
+        current = generation is self._generation
+        if current:
             self._broken = True
         logger.error(
             "bus_delivery_failed",
@@ -126,7 +126,7 @@ class KafkaProducer:
                 "topic": msg.topic(),
                 "partition": msg.partition(),
                 "error": err.str(),
-                "replaced_producer": not generation.current,
+                "replaced_producer": not current,
             },
         )
         if generation.reported:

@@ -14,16 +14,40 @@ from messaging.bus.base import BusDeliveryError
 pytestmark = pytest.mark.e2e
 
 
-def test_producer_heals_after_the_broker_restarts_without_its_data(settings):
+def _start_broker(settings, prefix: str):  # noqa: ANN001, ANN202 - pytest-django settings; TansuBroker
+    """A Tansu broker the bus is pointed at, its cluster id (to restart it as the same
+    broker without its data) and a fresh topic name."""
+    from tests.harness.kafka import start_tansu
+
+    cluster = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    broker = start_tansu(cluster_id=cluster)
+    settings.KAFKA_BOOTSTRAP_SERVERS = broker.bootstrap
+    return broker, cluster, f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def _read_back(bootstrap: str, topic: str, wanted: set[bytes], seconds: float = 30) -> set[bytes]:
+    """The values of `wanted` that a new consumer group reads from `topic` within `seconds`."""
     from confluent_kafka import Consumer
 
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    seen: set[bytes] = set()
+    read_until = time.monotonic() + seconds
+    try:
+        while not wanted <= seen and time.monotonic() < read_until:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None and message.value() in wanted:
+                seen.add(message.value())
+    finally:
+        consumer.close()
+    return seen
+
+
+def test_producer_heals_after_the_broker_restarts_without_its_data(settings):
     from messaging.bus.kafka import KafkaProducer
     from tests.harness.kafka import start_tansu
 
-    cluster = f"loss-{uuid.uuid4().hex[:8]}"
-    broker = start_tansu(cluster_id=cluster)
-    settings.KAFKA_BOOTSTRAP_SERVERS = broker.bootstrap
-    topic = f"loss-{uuid.uuid4().hex[:6]}"
+    broker, cluster, topic = _start_broker(settings, "loss")
     producer = KafkaProducer()
     try:
         producer.produce(topic, b"before")
@@ -44,18 +68,7 @@ def test_producer_heals_after_the_broker_restarts_without_its_data(settings):
                 failures += 1
         assert delivered, f"no record acknowledged in 60 s after the restart ({failures} failed flushes)"
 
-        consumer = Consumer(
-            {"bootstrap.servers": broker.bootstrap, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"}
-        )
-        consumer.subscribe([topic])
-        values: list[bytes] = []
-        read_until = time.monotonic() + 30
-        while b"after" not in values and time.monotonic() < read_until:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                values.append(message.value())
-        consumer.close()
-        assert b"after" in values
+        assert _read_back(broker.bootstrap, topic, {b"after"}) == {b"after"}
     finally:
         producer.close(1)
         broker.stop()
@@ -71,16 +84,11 @@ def test_a_replaced_producer_does_not_replace_its_successor(settings, caplog):
     next (the fault matrix's restart-broker: ~35 replacements a gateway, sends that were
     never acknowledged). Afterwards the records produced once the broker is back are
     delivered."""
-    from confluent_kafka import Consumer
-
     from messaging.bus.kafka import KafkaProducer
     from tests.harness.kafka import start_tansu
 
-    cluster = f"renew-{uuid.uuid4().hex[:8]}"
-    broker = start_tansu(cluster_id=cluster)
-    settings.KAFKA_BOOTSTRAP_SERVERS = broker.bootstrap
+    broker, cluster, topic = _start_broker(settings, "renew")
     settings.KAFKA_DELIVERY_TIMEOUT_MS = 1000
-    topic = f"renew-{uuid.uuid4().hex[:6]}"
     producer = KafkaProducer()
     try:
         producer.produce(topic, b"before")
@@ -118,18 +126,7 @@ def test_a_replaced_producer_does_not_replace_its_successor(settings, caplog):
                 continue
         assert delivered_round is not None, "no round of records delivered after the broker came back"
 
-        consumer = Consumer(
-            {"bootstrap.servers": broker.bootstrap, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"}
-        )
-        consumer.subscribe([topic])
-        seen: set[bytes] = set()
-        read_until = time.monotonic() + 30
-        while not set(delivered_round) <= seen and time.monotonic() < read_until:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                seen.add(message.value())
-        consumer.close()
-        assert set(delivered_round) <= seen
+        assert _read_back(broker.bootstrap, topic, set(delivered_round)) == set(delivered_round)
     finally:
         producer.close(1)
         broker.stop()
